@@ -1,0 +1,8 @@
+//! Does an image digest satisfy an authority? Every security check lives here, asserted on one
+//! signature at a time.
+
+pub mod bundle;
+pub mod cert;
+pub mod key;
+pub mod rekor;
+pub mod trust;
