@@ -148,10 +148,8 @@ impl ImageRef {
             }
             None => (name_and_tag, None),
         };
-        if let Some(tag) = &tag {
-            if !valid_tag(tag) {
-                return Err(invalid());
-            }
+        if tag.as_deref().is_some_and(|tag| !valid_tag(tag)) {
+            return Err(invalid());
         }
         let (registry, repository) = split_registry(name);
         if !valid_registry(&registry) || !valid_repository(&repository) {
@@ -351,10 +349,10 @@ fn valid_registry(registry: &str) -> bool {
         Some((host, port)) if !port.contains(']') => (host, Some(port)),
         _ => (registry, None),
     };
-    if let Some(port) = port {
-        if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
+    if port.is_some_and(|port| {
+        port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit())
+    }) {
+        return false;
     }
     if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return inner.parse::<std::net::Ipv6Addr>().is_ok();
