@@ -5,4 +5,11 @@ pub mod bundle;
 pub mod cert;
 pub mod key;
 pub mod rekor;
+pub mod static_policy;
 pub mod trust;
+mod verifier;
+
+pub use verifier::{
+    AuthorityOutcome, Evidence, Failure, RequestContext, ResolveError, Verifier, failure_prefix,
+    signed_name,
+};

@@ -1,0 +1,245 @@
+//! The images of any pod-spec-able object, with their JSON field paths.
+//!
+//! Order follows the reference: `initContainers`, `containers`, `ephemeralContainers`, then image
+//! volumes (`volumes[].image.reference`).
+
+use serde_json::Value;
+
+/// A kind verity checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkloadKind {
+    Pod,
+    Deployment,
+    ReplicaSet,
+    StatefulSet,
+    DaemonSet,
+    Job,
+    CronJob,
+    ReplicationController,
+}
+
+impl WorkloadKind {
+    /// The kind of an admitted object, from its group and kind. CronJobs come as `batch/v1` or,
+    /// from older apiservers, `batch/v1beta1`; the group is what matters.
+    pub fn from_group_kind(group: &str, kind: &str) -> Option<Self> {
+        match (group, kind) {
+            ("", "Pod") => Some(WorkloadKind::Pod),
+            ("apps", "Deployment") => Some(WorkloadKind::Deployment),
+            ("apps", "ReplicaSet") => Some(WorkloadKind::ReplicaSet),
+            ("apps", "StatefulSet") => Some(WorkloadKind::StatefulSet),
+            ("apps", "DaemonSet") => Some(WorkloadKind::DaemonSet),
+            ("batch", "Job") => Some(WorkloadKind::Job),
+            ("batch", "CronJob") => Some(WorkloadKind::CronJob),
+            ("", "ReplicationController") => Some(WorkloadKind::ReplicationController),
+            _ => None,
+        }
+    }
+
+    /// The path of the PodSpec inside the object.
+    pub fn pod_spec_path(self) -> &'static [&'static str] {
+        match self {
+            WorkloadKind::Pod => &["spec"],
+            WorkloadKind::CronJob => &["spec", "jobTemplate", "spec", "template", "spec"],
+            _ => &["spec", "template", "spec"],
+        }
+    }
+
+    /// Kinds whose scale-down the reference exempts from verification.
+    pub fn scales_down(self) -> bool {
+        matches!(
+            self,
+            WorkloadKind::Deployment | WorkloadKind::ReplicaSet | WorkloadKind::StatefulSet
+        )
+    }
+}
+
+/// One image reference in an object, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerImage {
+    /// JSON field path, e.g. `spec.template.spec.containers[0].image`.
+    pub path: String,
+    pub image: String,
+}
+
+/// Why an object's images could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {kind:?} object: {path} {problem}")]
+pub struct ImagesError {
+    pub kind: WorkloadKind,
+    pub path: String,
+    pub problem: &'static str,
+}
+
+/// Every image of `object`, in the reference's order.
+pub fn images_of(kind: WorkloadKind, object: &Value) -> Result<Vec<ContainerImage>, ImagesError> {
+    let spec_path = kind.pod_spec_path().join(".");
+    let malformed = |path: String, problem: &'static str| ImagesError {
+        kind,
+        path,
+        problem,
+    };
+    let mut pod_spec = object;
+    for (depth, segment) in kind.pod_spec_path().iter().enumerate() {
+        pod_spec = match pod_spec.get(segment) {
+            Some(value) if value.is_object() => value,
+            Some(Value::Null) | None => return Ok(Vec::new()),
+            Some(_) => {
+                return Err(malformed(
+                    kind.pod_spec_path()[..=depth].join("."),
+                    "is not an object",
+                ));
+            }
+        };
+    }
+
+    let mut images = Vec::new();
+    for list in ["initContainers", "containers", "ephemeralContainers"] {
+        for (index, container) in array_at(kind, pod_spec, list, &spec_path)?
+            .iter()
+            .enumerate()
+        {
+            let path = format!("{spec_path}.{list}[{index}].image");
+            match container.get("image") {
+                Some(Value::String(image)) => images.push(ContainerImage {
+                    path,
+                    image: image.clone(),
+                }),
+                // The apiserver rejects containers without an image after admission.
+                None | Some(Value::Null) => {}
+                Some(_) => return Err(malformed(path, "is not a string")),
+            }
+        }
+    }
+    for (index, volume) in array_at(kind, pod_spec, "volumes", &spec_path)?
+        .iter()
+        .enumerate()
+    {
+        let path = format!("{spec_path}.volumes[{index}].image");
+        match volume.get("image").and_then(|image| image.get("reference")) {
+            Some(Value::String(image)) => images.push(ContainerImage {
+                path,
+                image: image.clone(),
+            }),
+            None | Some(Value::Null) => {}
+            Some(_) => return Err(malformed(path, "reference is not a string")),
+        }
+    }
+    Ok(images)
+}
+
+fn array_at<'a>(
+    kind: WorkloadKind,
+    pod_spec: &'a Value,
+    field: &str,
+    spec_path: &str,
+) -> Result<&'a [Value], ImagesError> {
+    match pod_spec.get(field) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(_) => Err(ImagesError {
+            kind,
+            path: format!("{spec_path}.{field}"),
+            problem: "is not a list",
+        }),
+    }
+}
+
+/// `spec.replicas` of an object, when it is a number.
+pub fn replicas(object: &Value) -> Option<i64> {
+    object.get("spec")?.get("replicas")?.as_i64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fixture(name: &str) -> Value {
+        let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        let review: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        review["request"]["object"].clone()
+    }
+
+    fn paths(images: &[ContainerImage]) -> Vec<&str> {
+        images.iter().map(|i| i.path.as_str()).collect()
+    }
+
+    #[test]
+    fn every_kind_with_reference_paths() {
+        let template = [
+            "spec.template.spec.initContainers[0].image",
+            "spec.template.spec.containers[0].image",
+            "spec.template.spec.containers[1].image",
+        ];
+        for (fixture_name, kind) in [
+            ("deployment", WorkloadKind::Deployment),
+            ("replicaset", WorkloadKind::ReplicaSet),
+            ("statefulset", WorkloadKind::StatefulSet),
+            ("daemonset", WorkloadKind::DaemonSet),
+            ("replicationcontroller", WorkloadKind::ReplicationController),
+        ] {
+            let images = images_of(kind, &fixture(fixture_name)).unwrap();
+            assert_eq!(paths(&images), template, "{fixture_name}");
+            assert_eq!(images[2].image, "ghcr.io/example-org/sidecar:v1");
+        }
+        let pod = images_of(WorkloadKind::Pod, &fixture("pod")).unwrap();
+        assert_eq!(
+            paths(&pod),
+            [
+                "spec.initContainers[0].image",
+                "spec.containers[0].image",
+                "spec.containers[1].image"
+            ]
+        );
+        let job = images_of(WorkloadKind::Job, &fixture("job")).unwrap();
+        assert_eq!(paths(&job), ["spec.template.spec.containers[0].image"]);
+        let cron = images_of(WorkloadKind::CronJob, &fixture("cronjob")).unwrap();
+        assert_eq!(
+            paths(&cron),
+            ["spec.jobTemplate.spec.template.spec.containers[0].image"]
+        );
+        assert_eq!(cron[0].image, "docker.io/library/busybox:1.36");
+    }
+
+    #[test]
+    fn ephemeral_containers_and_image_volumes() {
+        let pod = json!({"spec": {
+            "containers": [{"name": "a", "image": "a:1"}],
+            "ephemeralContainers": [{"name": "debug", "image": "busybox"}],
+            "volumes": [{"name": "cfg", "configMap": {"name": "x"}}, {"name": "data", "image": {"reference": "ghcr.io/org/data:v1"}}]
+        }});
+        let images = images_of(WorkloadKind::Pod, &pod).unwrap();
+        assert_eq!(
+            paths(&images),
+            [
+                "spec.containers[0].image",
+                "spec.ephemeralContainers[0].image",
+                "spec.volumes[1].image"
+            ]
+        );
+        assert_eq!(images[2].image, "ghcr.io/org/data:v1");
+    }
+
+    #[test]
+    fn malformed_objects_are_errors_not_panics() {
+        let err = images_of(
+            WorkloadKind::Pod,
+            &json!({"spec": {"containers": {"a": 1}}}),
+        )
+        .unwrap_err();
+        assert_eq!(err.path, "spec.containers");
+        let err = images_of(
+            WorkloadKind::Pod,
+            &json!({"spec": {"containers": [{"image": 5}]}}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "malformed Pod object: spec.containers[0].image is not a string"
+        );
+        let err =
+            images_of(WorkloadKind::Deployment, &json!({"spec": {"template": 3}})).unwrap_err();
+        assert_eq!(err.path, "spec.template");
+        assert!(images_of(WorkloadKind::Pod, &json!({})).unwrap().is_empty());
+    }
+}
