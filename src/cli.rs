@@ -1,1 +1,421 @@
-//! (to be written)
+//! Command line: `serve`, `verify`, `validate`, `dev-certs`, `crds`. Wiring only.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use crate::admission::decision::decide;
+use crate::admission::evaluate::Evaluation;
+use crate::admission::explain::Explanation;
+use crate::admission::images::{ContainerImage, WorkloadKind, images_of};
+use crate::policy::compiled::ResourceRef;
+use crate::policy::index::{NoMatchPolicy, Settings};
+use crate::policy::source::file;
+use crate::policy::source::{Documents, build_snapshot};
+use crate::policy::validate::ValidationOptions;
+use crate::server::webhook::parse_go_duration;
+use crate::verify::{RequestContext, Verifier};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "verity",
+    version,
+    about = "Kubernetes admission controller for sigstore ClusterImagePolicies"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the admission webhook (HTTPS) and the admin server (HTTP).
+    Serve(Box<ServeArgs>),
+    /// Evaluate images as an admission would and explain the outcome (exit 0 allowed, 1 denied,
+    /// 2 usage or invalid policies).
+    Verify(VerifyArgs),
+    /// Validate ClusterImagePolicy and TrustRoot documents (exit 1 on errors).
+    Validate(ValidateArgs),
+    /// Write a development CA and a serving certificate signed by it.
+    DevCerts(DevCertsArgs),
+    /// Print the CustomResourceDefinitions generated from verity's types.
+    Crds,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum NoMatchArg {
+    Deny,
+    Warn,
+    Allow,
+}
+
+impl From<NoMatchArg> for NoMatchPolicy {
+    fn from(value: NoMatchArg) -> Self {
+        match value {
+            NoMatchArg::Deny => NoMatchPolicy::Deny,
+            NoMatchArg::Warn => NoMatchPolicy::Warn,
+            NoMatchArg::Allow => NoMatchPolicy::Allow,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormatArg {
+    Plain,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// Where policies come from and how they are judged.
+#[derive(Debug, Args)]
+struct PolicyArgs {
+    /// A YAML file or a directory of *.yaml/*.yml files (multi-document); repeatable.
+    #[arg(
+        long = "policies",
+        env = "VERITY_POLICIES",
+        value_delimiter = ',',
+        required = true
+    )]
+    policies: Vec<PathBuf>,
+    /// What to do with an image no policy matches.
+    #[arg(
+        long,
+        env = "VERITY_NO_MATCH_POLICY",
+        value_enum,
+        default_value = "deny"
+    )]
+    no_match_policy: NoMatchArg,
+    /// Reject policies without authorities (config-policy-controller fail-on-empty-authorities).
+    #[arg(long, env = "VERITY_FAIL_ON_EMPTY_AUTHORITIES", default_value_t = true, action = clap::ArgAction::Set)]
+    fail_on_empty_authorities: bool,
+}
+
+impl PolicyArgs {
+    fn settings(&self) -> Settings {
+        Settings {
+            no_match: self.no_match_policy.into(),
+        }
+    }
+
+    fn options(&self) -> ValidationOptions {
+        ValidationOptions {
+            fail_on_empty_authorities: self.fail_on_empty_authorities,
+            ..ValidationOptions::default()
+        }
+    }
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    parse_go_duration(text)
+        .ok_or_else(|| format!("invalid duration {text:?} (examples: 9s, 500ms, 1m)"))
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// HTTPS address of the webhook.
+    #[arg(long, env = "VERITY_ADDR", default_value = "0.0.0.0:8443")]
+    addr: SocketAddr,
+    /// Plain-HTTP address of /livez, /readyz and /metrics.
+    #[arg(long, env = "VERITY_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
+    admin_addr: SocketAddr,
+    /// PEM serving certificate (re-read when it changes).
+    #[arg(long, env = "VERITY_TLS_CERT")]
+    tls_cert: PathBuf,
+    /// PEM private key of the serving certificate.
+    #[arg(long, env = "VERITY_TLS_KEY")]
+    tls_key: PathBuf,
+    #[command(flatten)]
+    policy: PolicyArgs,
+    #[arg(long, env = "VERITY_LOG_FORMAT", value_enum, default_value = "plain")]
+    log_format: LogFormatArg,
+    /// Log filter, e.g. `info` or `verity=debug,info`.
+    #[arg(long, env = "VERITY_LOG_LEVEL", default_value = "info")]
+    log_level: String,
+    /// Longest time to answer one request; keep it under the webhook's timeoutSeconds.
+    #[arg(long, env = "VERITY_REQUEST_TIMEOUT", default_value = "9s", value_parser = duration)]
+    request_timeout: Duration,
+    /// Requests verified at once; more wait for a slot until their deadline.
+    #[arg(long, env = "VERITY_MAX_IN_FLIGHT", default_value_t = 64)]
+    max_in_flight: usize,
+    /// How often policy files are checked for changes.
+    #[arg(long, env = "VERITY_POLICY_RELOAD_INTERVAL", default_value = "2s", value_parser = duration)]
+    policy_reload_interval: Duration,
+    /// How often the certificate files are checked for changes.
+    #[arg(long, env = "VERITY_CERT_RELOAD_INTERVAL", default_value = "2s", value_parser = duration)]
+    cert_reload_interval: Duration,
+    /// Longest wait for in-flight requests at shutdown.
+    #[arg(long, env = "VERITY_DRAIN_TIMEOUT", default_value = "25s", value_parser = duration)]
+    drain_timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    policy: PolicyArgs,
+    /// A Kubernetes object (YAML or JSON) to admit; its kind, labels and images are used.
+    /// IMAGE arguments, when given, replace its containers' images.
+    #[arg(long)]
+    resource: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    output: OutputFormat,
+    /// Give up verifying after this long.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    timeout: Duration,
+    /// Images to check, as a Pod's containers would reference them.
+    #[arg(value_name = "IMAGE")]
+    images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    /// YAML files with ClusterImagePolicy, TrustRoot and Secret documents.
+    #[arg(value_name = "FILE", required = true)]
+    files: Vec<PathBuf>,
+    /// Accept policies without authorities.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    fail_on_empty_authorities: bool,
+}
+
+#[derive(Debug, Args)]
+struct DevCertsArgs {
+    /// Directory for ca.crt, tls.crt and tls.key.
+    #[arg(long)]
+    out: PathBuf,
+    /// Extra subject alternative names (DNS names or IP addresses); localhost and 127.0.0.1 are
+    /// always included.
+    #[arg(long = "san")]
+    sans: Vec<String>,
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve(args) => serve(*args).await.map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => return verify(args).await,
+        Command::Validate(args) => Ok(validate(args)),
+        Command::DevCerts(args) => dev_certs(args),
+        Command::Crds => crds(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(_args: ServeArgs) -> anyhow::Result<()> {
+    anyhow::bail!("serve is not wired yet")
+}
+
+fn dev_certs(_args: DevCertsArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("dev-certs is not wired yet")
+}
+
+fn crds() -> anyhow::Result<ExitCode> {
+    let yaml = crate::policy::crd::custom_resource_definitions_yaml()
+        .context("cannot render the CRDs as YAML")?;
+    print!("{yaml}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(args: ValidateArgs) -> ExitCode {
+    let mut documents = Documents::default();
+    let mut problems = Vec::new();
+    for path in &args.files {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                if let Err(err) = documents.add_yaml(&path.display().to_string(), &text) {
+                    problems.extend(err.problems);
+                }
+            }
+            Err(err) => problems.push(format!("{}: cannot read: {err}", path.display())),
+        }
+    }
+    let options = ValidationOptions {
+        fail_on_empty_authorities: args.fail_on_empty_authorities,
+        ..ValidationOptions::default()
+    };
+    match build_snapshot(&documents, Settings::default(), &options, 0) {
+        Ok((_, warnings)) => {
+            for warning in warnings {
+                eprintln!("warning: {warning}");
+            }
+        }
+        Err(err) => problems.extend(err.problems),
+    }
+    if problems.is_empty() {
+        println!(
+            "valid: {} ClusterImagePolicies, {} TrustRoots, {} Secrets",
+            documents.policies.len(),
+            documents.trust_roots.len(),
+            documents.secrets.len()
+        );
+        ExitCode::SUCCESS
+    } else {
+        for problem in problems {
+            eprintln!("error: {problem}");
+        }
+        ExitCode::from(1)
+    }
+}
+
+async fn verify(args: VerifyArgs) -> ExitCode {
+    let (snapshot, warnings, _) = match file::load(
+        &args.policy.policies,
+        &args.policy.settings(),
+        &args.policy.options(),
+        1,
+    ) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("error: invalid policies:\n{err}");
+            return ExitCode::from(2);
+        }
+    };
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    let target = match Target::from_args(args.resource.as_deref(), &args.images) {
+        Ok(target) => target,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let verifier = Verifier::offline();
+    let context = RequestContext {
+        namespace: None,
+        deadline: Instant::now() + args.timeout,
+    };
+    let results = Evaluation {
+        snapshot: &snapshot,
+        verifier: &verifier,
+        resource: &target.resource,
+        labels: &target.labels,
+        context: &context,
+        exhaustive: true,
+    }
+    .images(&target.images)
+    .await;
+    let decision = decide(&results, snapshot.settings().no_match);
+    let explanation = Explanation::new(&results, &decision);
+    let rendered = match args.output {
+        OutputFormat::Text => explanation.to_text(snapshot.settings().no_match),
+        OutputFormat::Json => match serde_json::to_string_pretty(&explanation) {
+            Ok(json) => json + "\n",
+            Err(err) => {
+                eprintln!("error: cannot render JSON: {err}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let mut stdout = std::io::stdout();
+    if stdout.write_all(rendered.as_bytes()).is_err() {
+        return ExitCode::from(2);
+    }
+    if decision.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// What `verity verify` admits: a Pod with the given images, or a given object.
+struct Target {
+    resource: ResourceRef,
+    labels: BTreeMap<String, String>,
+    images: Vec<ContainerImage>,
+}
+
+impl Target {
+    fn from_args(resource: Option<&std::path::Path>, images: &[String]) -> anyhow::Result<Self> {
+        let Some(path) = resource else {
+            if images.is_empty() {
+                anyhow::bail!("give at least one IMAGE, or --resource FILE");
+            }
+            return Ok(Target {
+                resource: ResourceRef::pods(),
+                labels: BTreeMap::new(),
+                images: as_containers("spec", images),
+            });
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let object: Value = serde_saphyr::from_str(&text)
+            .with_context(|| format!("{} is not YAML or JSON", path.display()))?;
+        let api_version = object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let workload = WorkloadKind::from_group_kind(group, kind).with_context(|| {
+            format!(
+                "{}: verity does not check {api_version} {kind} objects",
+                path.display()
+            )
+        })?;
+        let labels = object
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let images = if images.is_empty() {
+            images_of(workload, &object)?
+        } else {
+            as_containers(&workload.pod_spec_path().join("."), images)
+        };
+        Ok(Target {
+            resource: ResourceRef::new(group, version, workload.resource()),
+            labels,
+            images,
+        })
+    }
+}
+
+fn as_containers(spec_path: &str, images: &[String]) -> Vec<ContainerImage> {
+    images
+        .iter()
+        .enumerate()
+        .map(|(index, image)| ContainerImage {
+            path: format!("{spec_path}.containers[{index}].image"),
+            image: image.clone(),
+        })
+        .collect()
+}

@@ -44,6 +44,20 @@ impl WorkloadKind {
         }
     }
 
+    /// The plural resource name, as `match[].resource` names it.
+    pub fn resource(self) -> &'static str {
+        match self {
+            WorkloadKind::Pod => "pods",
+            WorkloadKind::Deployment => "deployments",
+            WorkloadKind::ReplicaSet => "replicasets",
+            WorkloadKind::StatefulSet => "statefulsets",
+            WorkloadKind::DaemonSet => "daemonsets",
+            WorkloadKind::Job => "jobs",
+            WorkloadKind::CronJob => "cronjobs",
+            WorkloadKind::ReplicationController => "replicationcontrollers",
+        }
+    }
+
     /// Kinds whose scale-down the reference exempts from verification.
     pub fn scales_down(self) -> bool {
         matches!(

@@ -3,6 +3,7 @@
 
 pub mod decision;
 pub mod evaluate;
+pub mod explain;
 pub mod images;
 pub mod message;
 pub mod review;

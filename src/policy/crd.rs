@@ -403,3 +403,74 @@ pub struct DistinguishedName {
     #[serde(default)]
     pub common_name: String,
 }
+
+/// The CRDs generated from these types: ClusterImagePolicy served as v1alpha1 (stored) and
+/// v1beta1 with the same schema (conversion `None`, since the fields are identical), and
+/// TrustRoot v1alpha1.
+pub fn custom_resource_definitions()
+-> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    use kube::CustomResourceExt;
+    let mut cip = ClusterImagePolicy::crd();
+    if let Some(stored) = cip.spec.versions.first().cloned() {
+        let mut beta = stored;
+        beta.name = "v1beta1".to_string();
+        beta.storage = false;
+        beta.served = true;
+        cip.spec.versions.push(beta);
+    }
+    vec![cip, TrustRoot::crd()]
+}
+
+/// The CRDs as a multi-document YAML stream (what `verity crds` prints).
+pub fn custom_resource_definitions_yaml() -> Result<String, serde_saphyr::SerializeError> {
+    let mut out = String::new();
+    for crd in custom_resource_definitions() {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(&crd)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod crd_tests {
+    use super::*;
+
+    #[test]
+    fn both_versions_served_with_identical_schemas() {
+        let crds = custom_resource_definitions();
+        let cip = &crds[0];
+        assert_eq!(
+            cip.spec.names.short_names.as_deref(),
+            Some(&["cip".to_string()][..])
+        );
+        assert_eq!(cip.spec.scope, "Cluster");
+        let versions: Vec<(&str, bool, bool)> = cip
+            .spec
+            .versions
+            .iter()
+            .map(|v| (v.name.as_str(), v.served, v.storage))
+            .collect();
+        assert_eq!(
+            versions,
+            [("v1alpha1", true, true), ("v1beta1", true, false)]
+        );
+        assert_eq!(cip.spec.versions[0].schema, cip.spec.versions[1].schema);
+        // `kubectl get cip` asks for v1beta1: the printer columns must be on both versions.
+        assert_eq!(
+            cip.spec.versions[0].additional_printer_columns,
+            cip.spec.versions[1].additional_printer_columns
+        );
+        let columns: Vec<&str> = cip.spec.versions[1]
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(columns, ["Ready", "Mode", "Reason", "Age"]);
+        assert_eq!(crds[1].spec.names.kind, "TrustRoot");
+        let yaml = custom_resource_definitions_yaml().unwrap();
+        assert!(yaml.contains("name: clusterimagepolicies.policy.sigstore.dev"));
+        assert!(yaml.contains("name: trustroots.policy.sigstore.dev"));
+    }
+}

@@ -1,1 +1,3 @@
-//! (to be written)
+//! HTTPS webhook and plain-HTTP admin servers (being written), and the webhook routes.
+
+pub mod webhook;

@@ -1,0 +1,222 @@
+//! Policies from YAML files and directories, reloaded when their content changes.
+//!
+//! Directories are read non-recursively (`*.yaml`, `*.yml`), skipping hidden entries: a mounted
+//! ConfigMap holds each file twice, once behind kubelet's `..data` symlink. Files are polled by
+//! content, which also catches kubelet's atomic symlink swaps that inotify would miss.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest as _, Sha256};
+use tracing::{error, info, warn};
+
+use super::{Documents, LoadError, LoadWarning, build_snapshot};
+use crate::metrics::Metrics;
+use crate::policy::index::{PolicyIndex, PolicySnapshot, Settings};
+use crate::policy::validate::ValidationOptions;
+
+/// The files behind `--policies` paths, with their content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyFiles {
+    pub files: Vec<(PathBuf, String)>,
+}
+
+impl PolicyFiles {
+    /// Reads every policy file under `paths` (files, or directories of `*.yaml`/`*.yml`).
+    pub fn read(paths: &[PathBuf]) -> Result<Self, LoadError> {
+        let mut files = Vec::new();
+        let mut problems = Vec::new();
+        for path in paths {
+            match std::fs::metadata(path) {
+                Ok(meta) if meta.is_dir() => match yaml_files_in(path) {
+                    Ok(found) => files.extend(found),
+                    Err(e) => {
+                        problems.push(format!("{}: cannot list directory: {e}", path.display()))
+                    }
+                },
+                Ok(_) => files.push(path.clone()),
+                Err(e) => problems.push(format!("{}: {e}", path.display())),
+            }
+        }
+        let mut contents = Vec::with_capacity(files.len());
+        for file in files {
+            match std::fs::read_to_string(&file) {
+                Ok(text) => contents.push((file, text)),
+                Err(e) => problems.push(format!("{}: cannot read: {e}", file.display())),
+            }
+        }
+        if problems.is_empty() {
+            Ok(PolicyFiles { files: contents })
+        } else {
+            Err(LoadError { problems })
+        }
+    }
+
+    /// sha256 over every path and content: a change to any file changes it.
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        for (path, text) in &self.files {
+            hasher.update(path.to_string_lossy().as_bytes());
+            hasher.update([0]);
+            hasher.update(text.as_bytes());
+            hasher.update([0]);
+        }
+        hex::encode(hasher.finalize())
+    }
+
+    pub fn documents(&self) -> Result<Documents, LoadError> {
+        let mut documents = Documents::default();
+        let mut problems = Vec::new();
+        for (path, text) in &self.files {
+            if let Err(err) = documents.add_yaml(&path.display().to_string(), text) {
+                problems.extend(err.problems);
+            }
+        }
+        if problems.is_empty() {
+            Ok(documents)
+        } else {
+            Err(LoadError { problems })
+        }
+    }
+}
+
+fn yaml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let hidden = path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with('.'));
+        let yaml = path
+            .extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml");
+        // metadata() follows symlinks, so ConfigMap entries (symlinks to files) count as files.
+        if !hidden && yaml && std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Reads, validates and compiles everything under `paths`.
+pub fn load(
+    paths: &[PathBuf],
+    settings: &Settings,
+    options: &ValidationOptions,
+    generation: u64,
+) -> Result<(PolicySnapshot, Vec<LoadWarning>, String), LoadError> {
+    let files = PolicyFiles::read(paths)?;
+    let documents = files.documents()?;
+    let (snapshot, warnings) = build_snapshot(&documents, settings.clone(), options, generation)?;
+    Ok((snapshot, warnings, files.fingerprint()))
+}
+
+/// Keeps `index` in step with the files: polls every `interval`, and on a content change swaps
+/// in a new snapshot, or keeps the current one and reports why the change was rejected.
+pub struct FileWatcher {
+    pub paths: Vec<PathBuf>,
+    pub settings: Settings,
+    pub options: ValidationOptions,
+    pub interval: Duration,
+    pub index: Arc<PolicyIndex>,
+    pub metrics: Metrics,
+}
+
+impl FileWatcher {
+    /// Runs until the task is dropped. `loaded` is the fingerprint of what `index` holds.
+    pub async fn run(self, mut loaded: String) {
+        let mut generation = self.index.snapshot().generation();
+        let mut rejected: Option<String> = None;
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let files = match PolicyFiles::read(&self.paths) {
+                Ok(files) => files,
+                Err(err) => {
+                    self.reject(&mut rejected, err.to_string(), "");
+                    continue;
+                }
+            };
+            let fingerprint = files.fingerprint();
+            if fingerprint == loaded || rejected.as_deref() == Some(fingerprint.as_str()) {
+                continue;
+            }
+            let built = files.documents().and_then(|documents| {
+                build_snapshot(
+                    &documents,
+                    self.settings.clone(),
+                    &self.options,
+                    generation + 1,
+                )
+            });
+            match built {
+                Ok((snapshot, warnings)) => {
+                    for warning in &warnings {
+                        warn!(%warning, "policy warning");
+                    }
+                    generation += 1;
+                    self.metrics.policies_loaded.set(snapshot.len() as i64);
+                    info!(generation, policies = snapshot.len(), "policies reloaded");
+                    self.index.replace(snapshot);
+                    loaded = fingerprint;
+                    rejected = None;
+                }
+                Err(err) => self.reject(&mut rejected, err.to_string(), &fingerprint),
+            }
+        }
+    }
+
+    /// Logs and counts a rejected change once per distinct content.
+    fn reject(&self, rejected: &mut Option<String>, problem: String, fingerprint: &str) {
+        let key = if fingerprint.is_empty() {
+            format!("read:{problem}")
+        } else {
+            fingerprint.to_string()
+        };
+        if rejected.as_deref() == Some(key.as_str()) {
+            return;
+        }
+        self.metrics
+            .policy_load_errors
+            .with_label_values(&["file"])
+            .inc();
+        error!(error = %problem, "policy change rejected; the previous policies stay in force");
+        *rejected = Some(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_skip_hidden_and_non_yaml_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("..2026_01");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::write(data.join("p.yaml"), "a: 1").unwrap();
+        std::os::unix::fs::symlink("..2026_01", dir.path().join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/p.yaml", dir.path().join("p.yaml")).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        std::fs::write(dir.path().join("q.yml"), "b: 2").unwrap();
+        let files = PolicyFiles::read(&[dir.path().to_path_buf()]).unwrap();
+        let names: Vec<String> = files
+            .files
+            .iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["p.yaml", "q.yml"]);
+    }
+
+    #[test]
+    fn missing_paths_are_named() {
+        let err = PolicyFiles::read(&[PathBuf::from("/nonexistent/policies")]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("/nonexistent/policies: "),
+            "{err}"
+        );
+    }
+}
