@@ -11,16 +11,26 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use crate::admission::Admission;
 use crate::admission::decision::decide;
 use crate::admission::evaluate::Evaluation;
 use crate::admission::explain::Explanation;
 use crate::admission::images::{ContainerImage, WorkloadKind, images_of};
+use crate::devcert;
+use crate::metrics::Metrics;
 use crate::policy::compiled::ResourceRef;
-use crate::policy::index::{NoMatchPolicy, Settings};
-use crate::policy::source::file;
+use crate::policy::index::{NoMatchPolicy, PolicyIndex, Settings};
+use crate::policy::source::file::{self, FileWatcher};
 use crate::policy::source::{Documents, build_snapshot};
 use crate::policy::validate::ValidationOptions;
-use crate::server::webhook::parse_go_duration;
+use crate::server::admin::{Admin, Readiness};
+use crate::server::webhook::{self, WebhookSettings, parse_go_duration};
+use crate::server::{Server, ServerConfig, ShutdownSignal};
+use crate::telemetry::{self, LogFormat};
 use crate::verify::{RequestContext, Verifier};
 
 #[derive(Debug, Parser)]
@@ -54,6 +64,15 @@ enum NoMatchArg {
     Deny,
     Warn,
     Allow,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(value: LogFormatArg) -> Self {
+        match value {
+            LogFormatArg::Plain => LogFormat::Plain,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
 }
 
 impl From<NoMatchArg> for NoMatchPolicy {
@@ -232,12 +251,82 @@ async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-async fn serve(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("serve is not wired yet")
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Registered first, so a SIGTERM during start-up is not lost.
+    let signal = ShutdownSignal::register();
+    telemetry::init(args.log_format.into(), &args.log_level)?;
+    let metrics = Metrics::new(prometheus::Registry::new()).context("cannot register metrics")?;
+    let readiness = Readiness::new();
+
+    let settings = args.policy.settings();
+    let options = args.policy.options();
+    let (snapshot, warnings, fingerprint) =
+        file::load(&args.policy.policies, &settings, &options, 1)
+            .map_err(|err| anyhow::anyhow!("invalid policies, refusing to start:\n{err}"))?;
+    for warning in &warnings {
+        warn!(%warning, "policy warning");
+    }
+    metrics.policies_loaded.set(snapshot.len() as i64);
+    info!(
+        policies = snapshot.len(),
+        no_match = settings.no_match.as_str(),
+        "policies loaded"
+    );
+    let index = Arc::new(PolicyIndex::new(snapshot));
+
+    let admission = Admission::new(Arc::clone(&index), Verifier::offline(), metrics.clone());
+    let webhook = webhook::router(
+        admission,
+        WebhookSettings {
+            request_timeout: args.request_timeout,
+            max_in_flight: args.max_in_flight,
+            ..WebhookSettings::default()
+        },
+        metrics.clone(),
+    );
+    let config = ServerConfig {
+        addr: args.addr,
+        admin_addr: args.admin_addr,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        reload_interval: args.cert_reload_interval,
+        drain_timeout: args.drain_timeout,
+    };
+    let admin = Admin {
+        readiness: readiness.clone(),
+        metrics: metrics.clone(),
+    };
+    let server = Server::bind(config, webhook, admin).await?;
+
+    let watcher = FileWatcher {
+        paths: args.policy.policies.clone(),
+        settings,
+        options,
+        interval: args.policy_reload_interval,
+        index,
+        metrics,
+    };
+    let watching = tokio::spawn(watcher.run(fingerprint));
+    readiness.set_ready();
+    server
+        .run(async move {
+            let name = signal.recv().await;
+            info!(signal = name, "shutting down");
+        })
+        .await?;
+    watching.abort();
+    Ok(())
 }
 
-fn dev_certs(_args: DevCertsArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("dev-certs is not wired yet")
+fn dev_certs(args: DevCertsArgs) -> anyhow::Result<ExitCode> {
+    let paths = devcert::generate(&args.out, &args.sans)?;
+    println!(
+        "wrote {} (CA), {} and {}",
+        paths.ca_cert.display(),
+        paths.cert.display(),
+        paths.key.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn crds() -> anyhow::Result<ExitCode> {
