@@ -380,3 +380,17 @@ fn crds_prints_both_custom_resource_definitions() {
         2
     );
 }
+
+#[test]
+fn committed_chart_crds_match_the_generated_ones() {
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/charts/verity/crds/crds.yaml"
+    ))
+    .unwrap();
+    let generated = String::from_utf8(verity(&["crds"]).stdout).unwrap();
+    assert!(
+        committed == generated,
+        "charts/verity/crds/crds.yaml is stale: run `make crds` and commit the result"
+    );
+}
