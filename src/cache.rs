@@ -193,7 +193,7 @@ mod tests {
         });
         let all = futures::future::join_all(lookups);
         let releaser = async {
-            while cache.len() == 0 || runs.load(Ordering::SeqCst) == 0 {
+            while cache.is_empty() || runs.load(Ordering::SeqCst) == 0 {
                 tokio::task::yield_now().await;
             }
             release.notify_one();
