@@ -4,5 +4,6 @@
 pub mod bundle;
 pub mod cert;
 pub mod key;
+pub mod pem;
 pub mod rekor;
 pub mod trust;
