@@ -3,7 +3,9 @@
 
 pub mod bundle;
 pub mod cert;
+pub mod checkpoint;
 pub mod key;
+pub mod merkle;
 pub mod pem;
 pub mod rekor;
 pub mod trust;
