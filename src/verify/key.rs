@@ -554,7 +554,7 @@ mod tests {
     /// `openssl dgst -<hash> -sign` over MESSAGE, with extra `-sigopt`s.
     fn sign_dgst(name: &str, hash: HashAlgorithm, sigopts: &[&str]) -> Vec<u8> {
         let keys = keys();
-        let out = keys.path(&format!("{name}-{hash}-{}.sig", sigopts.join("_")));
+        let out = keys.path(&unique_name("sig"));
         let hash_flag = format!("-{hash}");
         let key = keys.path(&format!("{name}.key"));
         let message = keys.path("message");
@@ -567,9 +567,19 @@ mod tests {
         std::fs::read(out).unwrap()
     }
 
+    /// Tests run in parallel and share the key directory: every output gets its own file.
+    fn unique_name(extension: &str) -> String {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        format!(
+            "out-{}.{extension}",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
     fn sign_ed25519(name: &str) -> Vec<u8> {
         let keys = keys();
-        let out = keys.path(&format!("{name}.edsig"));
+        let out = keys.path(&unique_name("edsig"));
         let key = keys.path(&format!("{name}.key"));
         let message = keys.path("message");
         openssl(&[
@@ -627,7 +637,7 @@ mod tests {
     #[test]
     fn fingerprint_is_sha256_of_the_spki_der_as_openssl_computes_it() {
         let keys = keys();
-        let der = keys.path("p256.pub.der");
+        let der = keys.path(&unique_name("der"));
         openssl(&[
             "pkey",
             "-pubin",
@@ -789,7 +799,7 @@ mod tests {
     #[test]
     fn rsa_public_key_pkcs1_pem_is_the_same_key() {
         let keys = keys();
-        let pkcs1 = keys.path("rsa.pkcs1.pub");
+        let pkcs1 = keys.path(&unique_name("pkcs1"));
         openssl(&[
             "rsa",
             "-pubin",
