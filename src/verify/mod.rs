@@ -3,7 +3,10 @@
 
 pub mod bundle;
 pub mod cert;
+pub mod checkpoint;
 pub mod key;
+pub mod merkle;
+pub mod pem;
 pub mod rekor;
 pub mod static_policy;
 pub mod trust;
