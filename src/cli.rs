@@ -25,12 +25,13 @@ use crate::metrics::Metrics;
 use crate::policy::compiled::ResourceRef;
 use crate::policy::index::{NoMatchPolicy, PolicyIndex, Settings};
 use crate::policy::source::file::{self, FileWatcher};
-use crate::policy::source::{Documents, build_snapshot};
+use crate::policy::source::{Documents, LoadOptions, build_snapshot};
 use crate::policy::validate::ValidationOptions;
 use crate::server::admin::{Admin, Readiness};
 use crate::server::webhook::{self, WebhookSettings, parse_go_duration};
 use crate::server::{Server, ServerConfig, ShutdownSignal};
 use crate::telemetry::{self, LogFormat};
+use crate::verify::trust::TrustMaterial;
 use crate::verify::{RequestContext, Verifier};
 
 #[derive(Debug, Parser)]
@@ -119,20 +120,33 @@ struct PolicyArgs {
     /// Reject policies without authorities (config-policy-controller fail-on-empty-authorities).
     #[arg(long, env = "VERITY_FAIL_ON_EMPTY_AUTHORITIES", default_value_t = true, action = clap::ArgAction::Set)]
     fail_on_empty_authorities: bool,
+    /// A trusted_root.json replacing the embedded public-good Sigstore trust root (Fulcio CAs,
+    /// Rekor and CT log keys) for authorities without trustRootRef.
+    #[arg(long, env = "VERITY_TRUST_ROOT")]
+    trust_root: Option<PathBuf>,
 }
 
 impl PolicyArgs {
-    fn settings(&self) -> Settings {
-        Settings {
-            no_match: self.no_match_policy.into(),
-        }
-    }
-
-    fn options(&self) -> ValidationOptions {
-        ValidationOptions {
-            fail_on_empty_authorities: self.fail_on_empty_authorities,
-            ..ValidationOptions::default()
-        }
+    fn load_options(&self) -> anyhow::Result<LoadOptions> {
+        let default_trust = match &self.trust_root {
+            Some(path) => {
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("cannot read --trust-root {}", path.display()))?;
+                TrustMaterial::from_trusted_root_json(&bytes)
+                    .with_context(|| format!("invalid --trust-root {}", path.display()))?
+            }
+            None => TrustMaterial::production().context("the embedded trust root is invalid")?,
+        };
+        Ok(LoadOptions {
+            settings: Settings {
+                no_match: self.no_match_policy.into(),
+            },
+            validation: ValidationOptions {
+                fail_on_empty_authorities: self.fail_on_empty_authorities,
+                ..ValidationOptions::default()
+            },
+            default_trust: Arc::new(default_trust),
+        })
     }
 }
 
@@ -258,18 +272,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = Metrics::new(prometheus::Registry::new()).context("cannot register metrics")?;
     let readiness = Readiness::new();
 
-    let settings = args.policy.settings();
-    let options = args.policy.options();
-    let (snapshot, warnings, fingerprint) =
-        file::load(&args.policy.policies, &settings, &options, 1)
-            .map_err(|err| anyhow::anyhow!("invalid policies, refusing to start:\n{err}"))?;
+    let load = args.policy.load_options()?;
+    let (snapshot, warnings, fingerprint) = file::load(&args.policy.policies, &load, 1)
+        .map_err(|err| anyhow::anyhow!("invalid policies, refusing to start:\n{err}"))?;
     for warning in &warnings {
         warn!(%warning, "policy warning");
     }
     metrics.policies_loaded.set(snapshot.len() as i64);
     info!(
         policies = snapshot.len(),
-        no_match = settings.no_match.as_str(),
+        no_match = load.settings.no_match.as_str(),
         "policies loaded"
     );
     let index = Arc::new(PolicyIndex::new(snapshot));
@@ -300,8 +312,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let watcher = FileWatcher {
         paths: args.policy.policies.clone(),
-        settings,
-        options,
+        load,
         interval: args.policy_reload_interval,
         index,
         metrics,
@@ -349,11 +360,21 @@ fn validate(args: ValidateArgs) -> ExitCode {
             Err(err) => problems.push(format!("{}: cannot read: {err}", path.display())),
         }
     }
-    let options = ValidationOptions {
-        fail_on_empty_authorities: args.fail_on_empty_authorities,
-        ..ValidationOptions::default()
+    let load = match TrustMaterial::production() {
+        Ok(trust) => LoadOptions {
+            settings: Settings::default(),
+            validation: ValidationOptions {
+                fail_on_empty_authorities: args.fail_on_empty_authorities,
+                ..ValidationOptions::default()
+            },
+            default_trust: Arc::new(trust),
+        },
+        Err(err) => {
+            eprintln!("error: the embedded trust root is invalid: {err}");
+            return ExitCode::from(2);
+        }
     };
-    match build_snapshot(&documents, Settings::default(), &options, 0) {
+    match build_snapshot(&documents, &load, 0) {
         Ok((_, warnings)) => {
             for warning in warnings {
                 eprintln!("warning: {warning}");
@@ -378,12 +399,12 @@ fn validate(args: ValidateArgs) -> ExitCode {
 }
 
 async fn verify(args: VerifyArgs) -> ExitCode {
-    let (snapshot, warnings, _) = match file::load(
-        &args.policy.policies,
-        &args.policy.settings(),
-        &args.policy.options(),
-        1,
-    ) {
+    let loaded = args
+        .policy
+        .load_options()
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|load| file::load(&args.policy.policies, &load, 1).map_err(|e| e.to_string()));
+    let (snapshot, warnings, _) = match loaded {
         Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("error: invalid policies:\n{err}");

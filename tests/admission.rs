@@ -14,8 +14,7 @@ use tower::ServiceExt;
 use verity::admission::Admission;
 use verity::metrics::Metrics;
 use verity::policy::index::{NoMatchPolicy, PolicyIndex, Settings};
-use verity::policy::source::{Documents, build_snapshot};
-use verity::policy::validate::ValidationOptions;
+use verity::policy::source::{Documents, LoadOptions, build_snapshot};
 use verity::server::webhook::{WebhookSettings, router};
 use verity::verify::Verifier;
 
@@ -43,8 +42,7 @@ fn webhook_with(policies: &str, no_match: NoMatchPolicy, settings: WebhookSettin
     documents.add_yaml("test.yaml", policies).unwrap();
     let (snapshot, _) = build_snapshot(
         &documents,
-        Settings { no_match },
-        &ValidationOptions::default(),
+        &LoadOptions::with_production_trust(Settings { no_match }).unwrap(),
         1,
     )
     .unwrap();

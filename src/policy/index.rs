@@ -232,16 +232,11 @@ impl PolicyIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::compiled::compile;
-    use crate::policy::validate::ValidationOptions;
+    use crate::policy::compiled::compile_for_test;
 
     fn policy(name: &str, yaml: &str) -> PolicyEntry {
         let spec = serde_saphyr::from_str(yaml).unwrap();
-        PolicyEntry::Ready(
-            compile(name, &spec, &ValidationOptions::default())
-                .unwrap()
-                .policy,
-        )
+        PolicyEntry::Ready(compile_for_test(name, &spec).unwrap().policy)
     }
 
     fn snapshot() -> PolicySnapshot {

@@ -5,4 +5,5 @@ pub mod crd;
 pub mod glob;
 pub mod index;
 pub mod source;
+pub mod trust_roots;
 pub mod validate;

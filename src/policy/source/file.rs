@@ -11,10 +11,9 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 use tracing::{error, info, warn};
 
-use super::{Documents, LoadError, LoadWarning, build_snapshot};
+use super::{Documents, LoadError, LoadOptions, LoadWarning, build_snapshot};
 use crate::metrics::Metrics;
-use crate::policy::index::{PolicyIndex, PolicySnapshot, Settings};
-use crate::policy::validate::ValidationOptions;
+use crate::policy::index::{PolicyIndex, PolicySnapshot};
 
 /// The files behind `--policies` paths, with their content.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,13 +102,12 @@ fn yaml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Reads, validates and compiles everything under `paths`.
 pub fn load(
     paths: &[PathBuf],
-    settings: &Settings,
-    options: &ValidationOptions,
+    load: &LoadOptions,
     generation: u64,
 ) -> Result<(PolicySnapshot, Vec<LoadWarning>, String), LoadError> {
     let files = PolicyFiles::read(paths)?;
     let documents = files.documents()?;
-    let (snapshot, warnings) = build_snapshot(&documents, settings.clone(), options, generation)?;
+    let (snapshot, warnings) = build_snapshot(&documents, load, generation)?;
     Ok((snapshot, warnings, files.fingerprint()))
 }
 
@@ -117,8 +115,7 @@ pub fn load(
 /// in a new snapshot, or keeps the current one and reports why the change was rejected.
 pub struct FileWatcher {
     pub paths: Vec<PathBuf>,
-    pub settings: Settings,
-    pub options: ValidationOptions,
+    pub load: LoadOptions,
     pub interval: Duration,
     pub index: Arc<PolicyIndex>,
     pub metrics: Metrics,
@@ -144,14 +141,9 @@ impl FileWatcher {
             if fingerprint == loaded || rejected.as_deref() == Some(fingerprint.as_str()) {
                 continue;
             }
-            let built = files.documents().and_then(|documents| {
-                build_snapshot(
-                    &documents,
-                    self.settings.clone(),
-                    &self.options,
-                    generation + 1,
-                )
-            });
+            let built = files
+                .documents()
+                .and_then(|documents| build_snapshot(&documents, &self.load, generation + 1));
             match built {
                 Ok((snapshot, warnings)) => {
                     for warning in &warnings {

@@ -8,11 +8,53 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::compiled::{self, Compiled};
+use std::sync::Arc;
+
+use super::compiled::{self, CompileContext, Compiled};
 use super::crd::{CIP_VERSIONS, ClusterImagePolicySpec, GROUP, TrustRootSpec};
 use super::index::{PolicyEntry, PolicySnapshot, Settings};
+use super::trust_roots::{Secrets, TrustRoots};
 use super::validate::{self, ValidationOptions};
 use crate::field_error::{FieldErrors, Level};
+use crate::verify::trust::{TrustError, TrustMaterial};
+
+/// How documents become a snapshot.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub settings: Settings,
+    pub validation: ValidationOptions,
+    /// Trust material for authorities without `trustRootRef`: the embedded public-good root or
+    /// `--trust-root`.
+    pub default_trust: Arc<TrustMaterial>,
+}
+
+impl LoadOptions {
+    /// The given settings with reference validation and the embedded public-good trust root.
+    pub fn with_production_trust(settings: Settings) -> Result<Self, TrustError> {
+        Ok(LoadOptions {
+            settings,
+            validation: ValidationOptions::default(),
+            default_trust: Arc::new(TrustMaterial::production()?),
+        })
+    }
+}
+
+/// The trust material a TrustRoot document describes.
+pub fn trust_material_of(spec: &TrustRootSpec) -> Result<TrustMaterial, String> {
+    if let Some(keys) = &spec.sigstore_keys {
+        return TrustMaterial::from_sigstore_keys(keys).map_err(|e| e.to_string());
+    }
+    if let Some(json) = &spec.trusted_root_json {
+        return TrustMaterial::from_trusted_root_json(json.as_bytes()).map_err(|e| e.to_string());
+    }
+    if spec.remote.is_some() {
+        return Err("TrustRoot remote (a TUF mirror) is not supported by verity yet; use sigstoreKeys or trustedRootJSON".to_string());
+    }
+    if spec.repository.is_some() {
+        return Err("TrustRoot repository (an offline TUF repository) is not supported by verity yet; use sigstoreKeys or trustedRootJSON".to_string());
+    }
+    Err("TrustRoot has none of sigstoreKeys, trustedRootJSON, remote, repository".to_string())
+}
 
 /// Where a document came from, for messages: `policies/a.yaml (document 2)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -220,12 +262,48 @@ fn secret_of(value: &Value) -> Result<BTreeMap<String, Vec<u8>>, String> {
 /// whole set, so a half-applied change never reaches admission.
 pub fn build_snapshot(
     documents: &Documents,
-    settings: Settings,
-    options: &ValidationOptions,
+    load: &LoadOptions,
     generation: u64,
 ) -> Result<(PolicySnapshot, Vec<LoadWarning>), LoadError> {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
+
+    let mut trust_roots = TrustRoots::new(TrustMaterial::clone(&load.default_trust));
+    for document in &documents.trust_roots {
+        let object = format!("TrustRoot {}", document.name);
+        let mut spec = document.spec.clone();
+        validate::set_trust_root_defaults(&mut spec);
+        let report = validate::validate_trust_root(&spec);
+        if report.has_errors() {
+            problems.push(format!(
+                "{}: {object} is invalid: {}",
+                document.origin,
+                report.filter(Level::Error)
+            ));
+            continue;
+        }
+        if !report.is_empty() {
+            warnings.push(LoadWarning {
+                origin: document.origin.clone(),
+                object: object.clone(),
+                warnings: report,
+            });
+        }
+        match trust_material_of(&spec) {
+            Ok(material) => trust_roots.insert(&document.name, material),
+            Err(problem) => problems.push(format!("{}: {object}: {problem}", document.origin)),
+        }
+    }
+    let mut secrets = Secrets::default();
+    for document in &documents.secrets {
+        secrets.insert(&document.name, document.data.clone());
+    }
+    let context = CompileContext {
+        options: &load.validation,
+        secrets: &secrets,
+        trust_roots: &trust_roots,
+    };
+
     let mut entries = Vec::new();
     let mut seen: BTreeMap<&str, &Origin> = BTreeMap::new();
     for document in &documents.policies {
@@ -237,7 +315,7 @@ pub fn build_snapshot(
             ));
             continue;
         }
-        match compiled::compile(&document.name, &document.spec, options) {
+        match compiled::compile(&document.name, &document.spec, &context) {
             Ok(Compiled {
                 policy,
                 warnings: found,
@@ -257,29 +335,10 @@ pub fn build_snapshot(
             )),
         }
     }
-    for document in &documents.trust_roots {
-        let object = format!("TrustRoot {}", document.name);
-        let mut spec = document.spec.clone();
-        validate::set_trust_root_defaults(&mut spec);
-        let report = validate::validate_trust_root(&spec);
-        if report.has_errors() {
-            problems.push(format!(
-                "{}: {object} is invalid: {}",
-                document.origin,
-                report.filter(Level::Error)
-            ));
-        } else if !report.is_empty() {
-            warnings.push(LoadWarning {
-                origin: document.origin.clone(),
-                object,
-                warnings: report,
-            });
-        }
-    }
     if !problems.is_empty() {
         return Err(LoadError { problems });
     }
-    let snapshot = PolicySnapshot::new(entries, settings, generation)
+    let snapshot = PolicySnapshot::new(entries, load.settings.clone(), generation)
         .map_err(|e| LoadError::single(format!("failed to build the glob index: {e}")))?;
     Ok((snapshot, warnings))
 }
@@ -287,6 +346,10 @@ pub fn build_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load_options() -> LoadOptions {
+        LoadOptions::with_production_trust(Settings::default()).unwrap()
+    }
 
     const TWO: &str = r#"
 apiVersion: policy.sigstore.dev/v1alpha1
@@ -319,13 +382,7 @@ stringData: {cosign.pub: "pem"}
             "a.yaml (document 2)"
         );
         assert_eq!(documents.secrets[0].data["cosign.pub"], b"pem");
-        let (snapshot, warnings) = build_snapshot(
-            &documents,
-            Settings::default(),
-            &ValidationOptions::default(),
-            1,
-        )
-        .unwrap();
+        let (snapshot, warnings) = build_snapshot(&documents, &load_options(), 1).unwrap();
         assert_eq!(snapshot.len(), 2);
         assert!(warnings.is_empty());
     }
@@ -353,13 +410,7 @@ stringData: {cosign.pub: "pem"}
                 "apiVersion: policy.sigstore.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {name: empty}\nspec: {}\n",
             )
             .unwrap();
-        let err = build_snapshot(
-            &documents,
-            Settings::default(),
-            &ValidationOptions::default(),
-            1,
-        )
-        .unwrap_err();
+        let err = build_snapshot(&documents, &load_options(), 1).unwrap_err();
         assert_eq!(
             err.problems,
             [
