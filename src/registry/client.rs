@@ -930,10 +930,14 @@ fn transport_error(
         };
     }
     if let Some(tls) = find_rustls_error(err) {
+        let cause = match tls_hint(tls, &host) {
+            Some(hint) => format!("{tls} ({hint})"),
+            None => tls.to_string(),
+        };
         return RegistryError::Tls {
             request,
             host,
-            cause: tls.to_string(),
+            cause,
         };
     }
     RegistryError::Connect {
@@ -945,16 +949,16 @@ fn transport_error(
 
 fn find_rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut current = Some(err);
-    while let Some(e) = current {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        // io::Error::source() skips the wrapped error, so look inside.
-        if let Some(tls) = e
+    while let Some(mut e) = current {
+        // io::Error::source() skips the error it wraps (and io errors wrap io errors), so
+        // unwrap those by hand.
+        while let Some(inner) = e
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
+            e = inner;
+        }
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
             return Some(tls);
         }
         current = e.source();
@@ -962,14 +966,33 @@ fn find_rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&
     None
 }
 
-/// The causes under a reqwest error (whose own message repeats the URL), most general first.
+/// What to do about the usual TLS failures.
+fn tls_hint(err: &rustls::Error, host: &str) -> Option<String> {
+    use rustls::{CertificateError, Error, InvalidMessage};
+    match err {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => Some(format!(
+            "the certificate is not issued by a trusted CA; configure the CA of {host} if it uses a private one"
+        )),
+        Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => Some(format!("the certificate is not valid for {host}")),
+        Error::InvalidMessage(InvalidMessage::InvalidContentType) => Some(format!(
+            "{host} does not seem to speak tls; a plain-http registry must be configured as insecure"
+        )),
+        _ => None,
+    }
+}
+
+/// The causes under a reqwest error (whose own message repeats the URL), most general first,
+/// without hyper's generic wrappers.
 fn error_causes(err: &reqwest::Error) -> String {
     let mut causes: Vec<String> = Vec::new();
     let mut current = err.source();
     while let Some(e) = current {
         let text = e.to_string();
-        if !causes.iter().any(|c| c.contains(&text)) {
-            causes.push(text);
+        let generic = text.starts_with("client error (");
+        if !generic && !causes.iter().any(|c| c.contains(&text)) {
+            causes.push(lower_first(&text));
         }
         current = e.source();
     }
@@ -977,6 +1000,14 @@ fn error_causes(err: &reqwest::Error) -> String {
         err.to_string()
     } else {
         causes.join(": ")
+    }
+}
+
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
