@@ -5,6 +5,8 @@
 
 mod support;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -1224,4 +1226,370 @@ async fn token_server_key_id_is_the_libtrust_form() {
             && g.bytes()
                 .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
     }));
+}
+
+// --- more edges --------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_tag_whose_body_contradicts_its_digest_header_is_a_mismatch() {
+    let announced = Digest::sha256_of(b"what the registry claims");
+    let header = announced.to_string();
+    let stub = StubRegistry::start(move |_| {
+        StubResponse::new(StatusCode::OK)
+            .header("content-type", OCI_MANIFEST)
+            .header("docker-content-digest", &header)
+            .body(r#"{"schemaVersion":2}"#)
+    })
+    .await;
+    let (client, _) = client(insecure(&stub.host()));
+
+    let err = client
+        .manifest(&repository(&stub.host(), "test/app"), "v1", &anonymous())
+        .await
+        .unwrap_err();
+
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET http://{}/v2/test/app/manifests/v1: digest mismatch: expected {announced}, got {}",
+            stub.host(),
+            Digest::sha256_of(br#"{"schemaVersion":2}"#)
+        )
+    );
+}
+
+#[tokio::test]
+async fn errors_after_a_redirect_hide_the_presigned_query() {
+    let storage =
+        StubRegistry::start(|_| StubResponse::new(StatusCode::FORBIDDEN).body("signature expired"))
+            .await;
+    let storage_url = format!(
+        "http://{}/bucket/blob?X-Amz-Signature=secret-signature",
+        storage.host()
+    );
+    let registry = StubRegistry::start(move |_| {
+        StubResponse::new(StatusCode::FOUND).header("location", &storage_url)
+    })
+    .await;
+    let (client, _) = client(insecure(&registry.host()));
+
+    let err = client
+        .blob(
+            &repository(&registry.host(), "test/app"),
+            &Digest::sha256_of(b"x"),
+            &anonymous(),
+        )
+        .await
+        .unwrap_err();
+
+    assert_eq!(err.reason(), "denied");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET http://{}/bucket/blob?<redacted>: 403 denied: signature expired",
+            storage.host()
+        )
+    );
+}
+
+#[tokio::test]
+async fn too_many_redirects_is_an_error() {
+    let stub = StubRegistry::start(|request| {
+        StubResponse::new(StatusCode::TEMPORARY_REDIRECT).header("location", &request.path)
+    })
+    .await;
+    let (client, _) = client(insecure(&stub.host()));
+
+    let err = client
+        .blob(
+            &repository(&stub.host(), "test/app"),
+            &Digest::sha256_of(b"x"),
+            &anonymous(),
+        )
+        .await
+        .unwrap_err();
+
+    assert_eq!(err.reason(), "invalid_response");
+    assert!(err.to_string().ends_with("more than 5 redirects"), "{err}");
+    assert_eq!(stub.request_count(), 6);
+}
+
+#[tokio::test]
+async fn a_403_is_denied_with_the_registry_message() {
+    let stub = StubRegistry::start(|_| {
+        StubResponse::registry_error(
+            StatusCode::FORBIDDEN,
+            "DENIED",
+            "requested access to the resource is denied",
+        )
+    })
+    .await;
+    let (client, metrics) = client(insecure(&stub.host()));
+
+    let err = client
+        .manifest(&repository(&stub.host(), "test/app"), "v1", &anonymous())
+        .await
+        .unwrap_err();
+
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET http://{}/v2/test/app/manifests/v1: 403 denied: requested access to the resource is denied",
+            stub.host()
+        )
+    );
+    assert_eq!(count(&metrics, "manifest", "denied"), 1);
+}
+
+/// A stub that is its own token server: it accepts only the latest token it issued.
+async fn rotating_token_registry(digest: Digest) -> (StubRegistry, Arc<AtomicUsize>) {
+    let latest = Arc::new(AtomicUsize::new(0));
+    let host = Arc::new(OnceLock::<String>::new());
+    let (issuer, stub_host) = (latest.clone(), host.clone());
+    let stub = StubRegistry::start(move |request| {
+        if request.path.starts_with("/token") {
+            let n = issuer.fetch_add(1, Ordering::SeqCst) + 1;
+            return StubResponse::new(StatusCode::OK)
+                .header("content-type", "application/json")
+                .body(json!({"token": format!("t{n}"), "expires_in": 300}).to_string());
+        }
+        let valid = format!("Bearer t{}", issuer.load(Ordering::SeqCst));
+        if request.authorization.as_deref() == Some(valid.as_str()) {
+            return StubResponse::new(StatusCode::OK)
+                .header("content-type", OCI_MANIFEST)
+                .header("docker-content-digest", &digest.to_string());
+        }
+        let realm = format!("http://{}/token", stub_host.get().unwrap());
+        StubResponse::registry_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "authentication required",
+        )
+        .header(
+            "www-authenticate",
+            &format!(r#"Bearer realm="{realm}",service="stub""#),
+        )
+    })
+    .await;
+    host.set(stub.host()).unwrap();
+    (stub, latest)
+}
+
+#[tokio::test]
+async fn a_revoked_cached_token_is_replaced_once() {
+    let digest = Digest::sha256_of(b"rotating");
+    let (stub, latest) = rotating_token_registry(digest.clone()).await;
+    let (client, _) = client(insecure(&stub.host()));
+    let app = image(&stub.host(), "test/app", "v1");
+
+    assert_eq!(
+        client.resolve_digest(&app, &anonymous()).await.unwrap(),
+        digest
+    );
+    // Revoke t1: the registry now wants t2, which was never issued; the next one is t3.
+    latest.store(2, Ordering::SeqCst);
+    let revoked_at = stub.request_count();
+    assert_eq!(
+        client.resolve_digest(&app, &anonymous()).await.unwrap(),
+        digest
+    );
+
+    let seen: Vec<_> = stub.requests()[revoked_at..]
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.line(),
+                r.authorization.clone().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "HEAD /v2/test/app/manifests/v1 Bearer t1".to_string(),
+            "GET /token?service=stub&scope=repository%3Atest%2Fapp%3Apull ".to_string(),
+            "HEAD /v2/test/app/manifests/v1 Bearer t3".to_string(),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn registry_tokens_are_sent_as_bearer_without_a_token_request() {
+    let digest = Digest::sha256_of(b"registry token");
+    let header = digest.to_string();
+    let stub = StubRegistry::start(move |request| {
+        if request.authorization.as_deref() == Some("Bearer opaque-registry-token") {
+            return StubResponse::new(StatusCode::OK).header("docker-content-digest", &header);
+        }
+        StubResponse::new(StatusCode::UNAUTHORIZED).header(
+            "www-authenticate",
+            r#"Bearer realm="http://127.0.0.1:9/token",service="s""#,
+        )
+    })
+    .await;
+    let (client, _) = client(insecure(&stub.host()));
+    let keychain = Keychain::anonymous()
+        .with_credential(
+            &stub.host(),
+            Credential::RegistryToken("opaque-registry-token".to_string()),
+        )
+        .unwrap();
+
+    let resolved = client
+        .resolve_digest(&image(&stub.host(), "test/app", "v1"), &keychain)
+        .await
+        .unwrap();
+
+    assert_eq!(resolved, digest);
+    assert!(
+        stub.requests()
+            .iter()
+            .all(|r| !r.path.starts_with("/token"))
+    );
+}
+
+#[tokio::test]
+async fn credentials_never_go_to_a_plain_http_token_endpoint_of_an_https_registry() {
+    let ca = TestCa::new("stub CA");
+    let leaf = ca.leaf(&["127.0.0.1"]);
+    let token_endpoint = StubRegistry::start(|_| StubResponse::new(StatusCode::OK)).await;
+    let realm = format!("http://{}/token", token_endpoint.host());
+    let stub = StubRegistry::start_tls(&leaf, move |_| {
+        StubResponse::new(StatusCode::UNAUTHORIZED).header(
+            "www-authenticate",
+            &format!(r#"Bearer realm="{realm}",service="s""#),
+        )
+    })
+    .await;
+    let (client, _) = client_with_ca(&stub.host(), ca.cert_pem());
+
+    let err = client
+        .resolve_digest(
+            &image(&stub.host(), "test/app", "v1"),
+            &basic(&stub.host(), "user", "secret"),
+        )
+        .await
+        .unwrap_err();
+
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "bearer challenge of {host}: invalid response: refusing to send the credentials for {host} to the plain-http token endpoint http://{token}",
+            host = stub.host(),
+            token = token_endpoint.host()
+        )
+    );
+    assert_eq!(token_endpoint.request_count(), 0);
+}
+
+#[tokio::test]
+async fn a_basic_challenge_with_a_token_credential_explains_the_mismatch() {
+    let registry = TestRegistry::start_with_basic_auth("alice", "wonderland").await;
+    registry.push_image("test/app", "v1", "basic").await;
+    let (client, _) = client(registry.client_config());
+    let keychain = Keychain::anonymous()
+        .with_credential(
+            registry.host(),
+            Credential::IdentityToken("refresh".to_string()),
+        )
+        .unwrap();
+
+    let err = client
+        .resolve_digest(&registry.image("test/app", "v1"), &keychain)
+        .await
+        .unwrap_err();
+
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "HEAD http://{host}/v2/test/app/manifests/v1: 401 unauthorized: the registry asks for basic authentication but the credential configured for {host} is an identity token",
+            host = registry.host()
+        )
+    );
+}
+
+#[tokio::test]
+async fn insufficient_scope_names_the_scope() {
+    let registry =
+        TestRegistry::start_with_token_auth(TokenAuth::new("bob", "builder").user_prefix("team/"))
+            .await;
+    registry.push_image("test/app", "v1", "elsewhere").await;
+    let (client, _) = client(registry.client_config());
+
+    let err = client
+        .manifest(&registry.repository("test/app"), "v1", &registry.keychain())
+        .await
+        .unwrap_err();
+
+    let message = err.to_string();
+    assert!(
+        message.ends_with(&format!(
+            "; the token issued for the username and password configured for {} does not grant repository:test/app:pull",
+            registry.host()
+        )),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_says_so() {
+    let ca = TestCa::new("stub CA");
+    let stub = StubRegistry::start_tls(&ca.leaf(&["localhost"]), |_| {
+        StubResponse::new(StatusCode::OK)
+    })
+    .await;
+    let (client, _) = client_with_ca(&stub.host(), ca.cert_pem());
+
+    let err = client
+        .resolve_digest(&image(&stub.host(), "test/app", "v1"), &anonymous())
+        .await
+        .unwrap_err();
+
+    assert_eq!(err.reason(), "tls");
+    assert!(
+        err.to_string().ends_with(&format!(
+            "(the certificate is not valid for {})",
+            stub.host()
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn paginated_referrers_are_all_read() {
+    let subject = Digest::sha256_of(b"subject");
+    let (first, second) = (Digest::sha256_of(b"first"), Digest::sha256_of(b"second"));
+    let page = |d: &Digest| {
+        json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+            {"mediaType": OCI_MANIFEST, "digest": d.to_string(), "size": 1, "artifactType": BUNDLE_TYPE}
+        ]})
+        .to_string()
+    };
+    let (page1, page2) = (page(&first), page(&second));
+    let next = format!("</v2/test/app/referrers/{subject}?last=first>; rel=\"next\"");
+    let stub = StubRegistry::start(move |request| {
+        let response = StubResponse::new(StatusCode::OK).header("content-type", OCI_INDEX);
+        if request.path.ends_with("?last=first") {
+            response.body(page2.clone())
+        } else {
+            response.header("link", &next).body(page1.clone())
+        }
+    })
+    .await;
+    let (client, _) = client(insecure(&stub.host()));
+
+    let found = client
+        .referrers(
+            &repository(&stub.host(), "test/app"),
+            &subject,
+            None,
+            &anonymous(),
+        )
+        .await
+        .unwrap();
+
+    let digests: Vec<_> = found.into_iter().map(|d| d.digest).collect();
+    assert_eq!(digests, [first, second]);
+    assert_eq!(stub.request_count(), 2);
 }

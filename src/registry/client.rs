@@ -112,6 +112,8 @@ impl Operation {
     }
 }
 
+/// Most pages of a paginated referrers answer read.
+const MAX_REFERRER_PAGES: usize = 20;
 /// Most redirects followed for one call.
 const MAX_REDIRECTS: usize = 5;
 /// How much of an error response is read for its message.
@@ -322,22 +324,43 @@ impl RegistryClient {
             bytes: self.inner.manifest_limit,
             what: "referrers index",
         };
+        let origin = url.origin();
         let reply = self
-            .execute(&target, Method::GET, url, OCI_INDEX, limit)
+            .execute(&target, Method::GET, url.clone(), OCI_INDEX, limit)
             .await?;
         let descriptors = if reply.status.is_success() {
-            let index = Manifest {
-                digest: Digest::sha256_of(&reply.body),
-                media_type: OCI_INDEX.to_string(),
-                bytes: reply.body.clone(),
-            };
-            index
-                .index()
-                .map_err(|e| RegistryError::InvalidResponse {
-                    request: reply.request.clone(),
-                    cause: format!("not an image index: {e}"),
-                })?
-                .manifests
+            // Large answers are paginated with `Link: <next>; rel="next"`.
+            let mut descriptors = Vec::new();
+            let mut page = reply;
+            let mut page_url = url;
+            let mut pages = 1;
+            loop {
+                descriptors.extend(referrers_page(&page)?);
+                let Some(next) = next_link(&page, &page_url)? else {
+                    break;
+                };
+                if next.origin() != origin {
+                    return Err(RegistryError::InvalidResponse {
+                        request: page.request,
+                        cause: "referrers pagination leads to another host".to_string(),
+                    });
+                }
+                pages += 1;
+                if pages > MAX_REFERRER_PAGES {
+                    return Err(RegistryError::InvalidResponse {
+                        request: page.request,
+                        cause: format!("more than {MAX_REFERRER_PAGES} pages of referrers"),
+                    });
+                }
+                page = self
+                    .execute(&target, Method::GET, next.clone(), OCI_INDEX, limit)
+                    .await?;
+                if !page.status.is_success() {
+                    return Err(status_error(page));
+                }
+                page_url = next;
+            }
+            descriptors
         } else if reply.status == StatusCode::NOT_FOUND {
             match self
                 .fetch_manifest(&target, repo, &subject.tag_stem())
@@ -530,10 +553,24 @@ impl RegistryClient {
                 ));
             }
             if challenged {
+                let insufficient_scope = parse_challenges(
+                    reply
+                        .headers
+                        .get_all(WWW_AUTHENTICATE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok()),
+                )
+                .iter()
+                .any(|c| c.scheme == "bearer" && c.param("error") == Some("insufficient_scope"));
                 let hint = match credential {
                     Credential::Anonymous => {
                         format!("no credentials are configured for {}", target.registry)
                     }
+                    other if insufficient_scope => format!(
+                        "the token issued for the {} configured for {} does not grant {scope}",
+                        other.kind(),
+                        target.registry
+                    ),
                     other => format!(
                         "the {} configured for {} was not accepted",
                         other.kind(),
@@ -783,10 +820,14 @@ impl RegistryClient {
 
     /// One HTTP exchange, bounded by the request timeout, counted in the metrics.
     async fn roundtrip(&self, exchange: &Exchange<'_>) -> Result<Reply, RegistryError> {
-        let mut shown = exchange.url.clone();
-        if exchange.redact_query && shown.query().is_some() {
-            shown.set_query(Some("<redacted>"));
-        }
+        let shown = match exchange.url.query() {
+            Some(_) if exchange.redact_query => {
+                let mut without = exchange.url.clone();
+                without.set_query(None);
+                format!("{without}?<redacted>")
+            }
+            _ => exchange.url.to_string(),
+        };
         let request = format!("{} {shown}{}", exchange.method, exchange.annotation);
         let result = self.roundtrip_inner(exchange, request).await;
         let label = match &result {
@@ -1009,6 +1050,49 @@ fn lower_first(text: &str) -> String {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => String::new(),
     }
+}
+
+/// The descriptors of one referrers API answer.
+fn referrers_page(reply: &Reply) -> Result<Vec<Descriptor>, RegistryError> {
+    let index = Manifest {
+        digest: Digest::sha256_of(&reply.body),
+        media_type: OCI_INDEX.to_string(),
+        bytes: reply.body.clone(),
+    };
+    index
+        .index()
+        .map(|index| index.manifests)
+        .map_err(|e| RegistryError::InvalidResponse {
+            request: reply.request.clone(),
+            cause: format!("not an image index: {e}"),
+        })
+}
+
+/// The `rel="next"` target of a `Link` header, resolved against `current`.
+fn next_link(reply: &Reply, current: &Url) -> Result<Option<Url>, RegistryError> {
+    for value in reply.headers.get_all(http::header::LINK) {
+        let Ok(value) = value.to_str() else { continue };
+        for link in value.split(',') {
+            let mut parts = link.split(';');
+            let target = parts.next().unwrap_or_default().trim();
+            let is_next = parts.any(|param| {
+                let param = param.trim().replace(' ', "");
+                param == "rel=\"next\"" || param == "rel=next"
+            });
+            let Some(target) = target.strip_prefix('<').and_then(|t| t.strip_suffix('>')) else {
+                continue;
+            };
+            if is_next {
+                return current.join(target).map(Some).map_err(|e| {
+                    RegistryError::InvalidResponse {
+                        request: reply.request.clone(),
+                        cause: format!("invalid link to the next page: {e}"),
+                    }
+                });
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn is_redirect(status: StatusCode) -> bool {
@@ -1272,6 +1356,35 @@ mod tests {
         );
         assert!(redirect_target(&reply("https://s3.example/x"), &http).is_ok());
         assert!(redirect_target(&reply("ftp://s3.example/x"), &https).is_err());
+    }
+
+    #[test]
+    fn next_page_links() {
+        let current = Url::parse("https://r.example/v2/a/referrers/sha256:x").unwrap();
+        let reply = |link: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::LINK, HeaderValue::from_str(link).unwrap());
+            Reply {
+                request: "GET x".to_string(),
+                status: StatusCode::OK,
+                headers,
+                body: Bytes::new(),
+            }
+        };
+        let next = |link: &str| next_link(&reply(link), &current).unwrap();
+        assert_eq!(
+            next(r#"</v2/a/referrers/sha256:x?n=2&last=b>; rel="next""#)
+                .unwrap()
+                .as_str(),
+            "https://r.example/v2/a/referrers/sha256:x?n=2&last=b"
+        );
+        assert_eq!(
+            next(r#"<https://r.example/prev>; rel="prev", <https://r.example/p2>; rel=next"#)
+                .unwrap()
+                .as_str(),
+            "https://r.example/p2"
+        );
+        assert_eq!(next(r#"<https://r.example/prev>; rel="prev""#), None);
     }
 
     #[test]

@@ -237,6 +237,9 @@ pub struct TokenAuth {
     /// An OAuth2 refresh token accepted by `POST /token` (`grant_type=refresh_token`) on
     /// behalf of `username`.
     pub identity_token: Option<String>,
+    /// When set, the authenticated user is granted access only to repositories under this
+    /// prefix (others get a token without access, as real token servers do).
+    pub user_prefix: Option<String>,
 }
 
 impl TokenAuth {
@@ -247,7 +250,13 @@ impl TokenAuth {
             expires_in: 300,
             anonymous_pull_prefix: Some("public/".to_string()),
             identity_token: None,
+            user_prefix: None,
         }
+    }
+
+    pub fn user_prefix(mut self, prefix: &str) -> Self {
+        self.user_prefix = Some(prefix.to_string());
+        self
     }
 
     pub fn expires_in(mut self, seconds: u64) -> Self {
@@ -408,7 +417,14 @@ impl TokenState {
             let actions: Vec<String> = actions
                 .split(',')
                 .filter(|action| match account {
-                    Some(_) => matches!(*action, "pull" | "push" | "delete" | "*"),
+                    Some(_) => {
+                        matches!(*action, "pull" | "push" | "delete" | "*")
+                            && self
+                                .auth
+                                .user_prefix
+                                .as_deref()
+                                .is_none_or(|prefix| name.starts_with(prefix))
+                    }
                     None => {
                         *action == "pull"
                             && self
@@ -1263,8 +1279,10 @@ pub struct RecordedRequest {
     pub method: String,
     /// Path and query, e.g. `/v2/test/app/manifests/v1`.
     pub path: String,
-    /// Whether an `Authorization` header was sent (its value is not kept).
+    /// Whether an `Authorization` header was sent.
     pub authorized: bool,
+    /// The `Authorization` header itself (test credentials only; never print real ones).
+    pub authorization: Option<String>,
 }
 
 impl RecordedRequest {
@@ -1354,6 +1372,7 @@ async fn forward(
         method: parts.method.to_string(),
         path: path.clone(),
         authorized: parts.headers.contains_key(http::header::AUTHORIZATION),
+        authorization: header_text(&parts.headers, http::header::AUTHORIZATION),
     });
     let proxy_host = parts
         .headers
@@ -1517,6 +1536,7 @@ impl StubRegistry {
                         .path_and_query()
                         .map_or("/".to_string(), |p| p.to_string()),
                     authorized: request.headers().contains_key(http::header::AUTHORIZATION),
+                    authorization: header_text(request.headers(), http::header::AUTHORIZATION),
                 };
                 lock(&recorded).push(seen.clone());
                 let reply = handler(&seen);
@@ -1658,6 +1678,13 @@ impl StubRegistry {
             ..RegistryConfig::default()
         }
     }
+}
+
+fn header_text(headers: &HeaderMap, name: http::header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// Annotations as a JSON object, for descriptors built by tests.
