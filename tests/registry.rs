@@ -1593,3 +1593,80 @@ async fn paginated_referrers_are_all_read() {
     assert_eq!(digests, [first, second]);
     assert_eq!(stub.request_count(), 2);
 }
+
+#[tokio::test]
+async fn a_failing_referrers_tag_fetch_is_an_error_not_an_empty_list() {
+    let stub = StubRegistry::start(|request| {
+        if request.path.contains("/referrers/") {
+            StubResponse::new(StatusCode::NOT_FOUND).body("404 page not found")
+        } else {
+            StubResponse::registry_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "try later",
+            )
+        }
+    })
+    .await;
+    let (client, _) = client(insecure(&stub.host()));
+    let subject = Digest::sha256_of(b"s");
+
+    let err = client
+        .referrers(
+            &repository(&stub.host(), "test/app"),
+            &subject,
+            None,
+            &anonymous(),
+        )
+        .await
+        .unwrap_err();
+
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "GET http://{}/v2/test/app/manifests/{}: 503 service unavailable: UNAVAILABLE: try later",
+            stub.host(),
+            subject.tag_stem()
+        )
+    );
+}
+
+#[tokio::test]
+async fn one_client_serves_concurrent_spawned_calls() {
+    fn assert_send_sync<T: Send + Sync + Clone + 'static>(_: &T) {}
+    let registry = TestRegistry::start_with_token_auth(TokenAuth::new("bob", "builder")).await;
+    let mut pushed = Vec::new();
+    for i in 0..4 {
+        pushed.push(
+            registry
+                .push_image("test/app", &format!("v{i}"), &format!("seed-{i}"))
+                .await,
+        );
+    }
+    let (client, _) = client(registry.client_config());
+    assert_send_sync(&client);
+    let keychain = registry.keychain();
+    // Warm the scheme and token so the concurrent calls below reuse them.
+    client
+        .resolve_digest(&registry.image("test/app", "v0"), &keychain)
+        .await
+        .unwrap();
+
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let (client, keychain, image) = (
+                client.clone(),
+                keychain.clone(),
+                registry.image("test/app", &format!("v{i}")),
+            );
+            tokio::spawn(async move { client.resolve_digest(&image, &keychain).await })
+        })
+        .collect();
+    let mut resolved = Vec::new();
+    for task in tasks {
+        resolved.push(task.await.unwrap().unwrap());
+    }
+
+    assert_eq!(resolved, pushed);
+    assert_eq!(registry.token_server().unwrap().request_count(), 1);
+}
