@@ -14,7 +14,8 @@ use crate::image::Digest;
 ///
 /// A registry error is an error, never "no signatures": only a missing referrers tag (the
 /// tag-schema fallback) means "nothing attached", and that is not an error.
-#[derive(Debug, thiserror::Error)]
+/// Clone, so one failure can be handed to every waiter of a shared (single-flight) lookup.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum RegistryError {
     /// 404: the repository, manifest, tag or blob does not exist.
     #[error("{request}: 404 not found: {message}")]
