@@ -20,11 +20,13 @@
 
 mod auth;
 pub mod client;
+pub mod credentials;
 pub mod error;
 pub mod keychain;
 pub mod manifest;
 
 pub use client::{RegistryClient, RegistryConfig};
+pub use credentials::{CredentialSource, DocumentCredentials, WorkloadCredentials};
 pub use error::RegistryError;
 pub use keychain::{Credential, Keychain, normalize_registry};
 pub use manifest::{
