@@ -412,6 +412,18 @@ pub fn custom_resource_definitions()
 {
     use kube::CustomResourceExt;
     let mut cip = ClusterImagePolicy::crd();
+    let mut trust_root = TrustRoot::crd();
+    for crd in [&mut cip, &mut trust_root] {
+        for version in &mut crd.spec.versions {
+            if let Some(schema) = version
+                .schema
+                .as_mut()
+                .and_then(|s| s.open_api_v3_schema.as_mut())
+            {
+                strip_defaults(schema);
+            }
+        }
+    }
     if let Some(stored) = cip.spec.versions.first().cloned() {
         let mut beta = stored;
         beta.name = "v1beta1".to_string();
@@ -419,7 +431,54 @@ pub fn custom_resource_definitions()
         beta.served = true;
         cip.spec.versions.push(beta);
     }
-    vec![cip, TrustRoot::crd()]
+    vec![cip, trust_root]
+}
+
+/// Removes the `default`s schemars derives from `#[serde(default)]`: the reference's schema has
+/// none (defaulting is the webhook's job), and kube-apiserver 1.20 rejects the CRD outright
+/// because it reads a `default: ""` as null ("in body must be of type string").
+fn strip_defaults(
+    schema: &mut k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
+) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+        JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+    };
+    schema.default = None;
+    let maps = [
+        schema.properties.as_mut(),
+        schema.pattern_properties.as_mut(),
+        schema.definitions.as_mut(),
+    ];
+    for nested in maps.into_iter().flatten() {
+        nested.values_mut().for_each(strip_defaults);
+    }
+    let lists = [
+        schema.all_of.as_mut(),
+        schema.any_of.as_mut(),
+        schema.one_of.as_mut(),
+    ];
+    for nested in lists.into_iter().flatten() {
+        nested.iter_mut().for_each(strip_defaults);
+    }
+    match schema.items.as_mut() {
+        Some(JSONSchemaPropsOrArray::Schema(item)) => strip_defaults(item),
+        Some(JSONSchemaPropsOrArray::Schemas(items)) => items.iter_mut().for_each(strip_defaults),
+        None => {}
+    }
+    for nested in [
+        schema.additional_properties.as_mut(),
+        schema.additional_items.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let JSONSchemaPropsOrBool::Schema(inner) = nested {
+            strip_defaults(inner);
+        }
+    }
+    if let Some(not) = schema.not.as_mut() {
+        strip_defaults(not);
+    }
 }
 
 /// The CRDs as a multi-document YAML stream (what `verity crds` prints).
@@ -469,6 +528,14 @@ mod crd_tests {
             .collect();
         assert_eq!(columns, ["Ready", "Mode", "Reason", "Age"]);
         assert_eq!(crds[1].spec.names.kind, "TrustRoot");
+        for crd in &crds {
+            let json = serde_json::to_string(crd).unwrap();
+            assert!(
+                !json.contains("\"default\":"),
+                "{} has a schema default (kube-apiserver 1.20 rejects `default: \"\"`)",
+                crd.metadata.name.as_deref().unwrap_or_default()
+            );
+        }
         let yaml = custom_resource_definitions_yaml().unwrap();
         assert!(yaml.contains("name: clusterimagepolicies.policy.sigstore.dev"));
         assert!(yaml.contains("name: trustroots.policy.sigstore.dev"));
