@@ -40,6 +40,8 @@ impl NamedTrust {
 pub struct TrustRoots {
     default: Arc<NamedTrust>,
     named: BTreeMap<String, Arc<NamedTrust>>,
+    /// TrustRoots that exist but cannot be used, with the reason (cluster mode).
+    broken: BTreeMap<String, String>,
 }
 
 impl TrustRoots {
@@ -47,14 +49,32 @@ impl TrustRoots {
         TrustRoots {
             default: NamedTrust::new(None, default),
             named: BTreeMap::new(),
+            broken: BTreeMap::new(),
         }
     }
 
     pub fn insert(&mut self, name: &str, material: TrustMaterial) {
+        self.broken.remove(name);
         self.named.insert(
             name.to_string(),
             NamedTrust::new(Some(name.to_string()), material),
         );
+    }
+
+    /// Records a TrustRoot that exists but cannot be used: references to it fail with `error`.
+    pub fn insert_broken(&mut self, name: &str, error: String) {
+        self.named.remove(name);
+        self.broken.insert(name.to_string(), error);
+    }
+
+    /// Why the TrustRoot `name` exists but cannot be used; `None` when it is usable or absent.
+    pub fn broken(&self, name: &str) -> Option<&str> {
+        self.broken.get(name).map(String::as_str)
+    }
+
+    /// Names of the usable TrustRoots.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.named.keys().map(String::as_str)
     }
 
     pub fn default_trust(&self) -> &Arc<NamedTrust> {
@@ -65,6 +85,10 @@ impl TrustRoots {
     pub fn resolve(&self, reference: Option<&str>) -> Result<Arc<NamedTrust>, String> {
         match reference.filter(|r| !r.is_empty()) {
             None => Ok(Arc::clone(&self.default)),
+            Some(name) if self.broken.contains_key(name) => Err(format!(
+                "TrustRoot {name} is unusable: {}",
+                self.broken(name).unwrap_or_default()
+            )),
             Some(name) => self.named.get(name).cloned().ok_or_else(|| {
                 let known: Vec<&str> = self.named.keys().map(String::as_str).collect();
                 format!(
@@ -167,5 +191,14 @@ mod tests {
             roots.resolve(Some("corp")).unwrap().label(),
             "TrustRoot corp"
         );
+        roots.insert_broken(
+            "corp",
+            "invalid: missing field(s): spec.sigstoreKeys".into(),
+        );
+        assert_eq!(
+            roots.resolve(Some("corp")).unwrap_err(),
+            "TrustRoot corp is unusable: invalid: missing field(s): spec.sigstoreKeys"
+        );
+        assert_eq!(roots.names().count(), 0);
     }
 }

@@ -20,12 +20,14 @@
 
 mod auth;
 pub mod client;
+pub mod cluster_credentials;
 pub mod credentials;
 pub mod error;
 pub mod keychain;
 pub mod manifest;
 
 pub use client::{RegistryClient, RegistryConfig};
+pub use cluster_credentials::ClusterCredentials;
 pub use credentials::{CredentialSource, DocumentCredentials, WorkloadCredentials};
 pub use error::RegistryError;
 pub use keychain::{Credential, Keychain, normalize_registry};

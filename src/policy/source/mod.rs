@@ -1,7 +1,10 @@
-//! Where policies come from: YAML files (standalone) or, later, a Kubernetes watch. Both turn
-//! documents into a whole [`PolicySnapshot`](super::index::PolicySnapshot).
+//! Where policies come from: YAML files (standalone) or a Kubernetes watch. Both turn
+//! documents into a whole [`PolicySnapshot`](super::index::PolicySnapshot) with the same
+//! functions: [`compiled::compile`] for policies, [`compile_trust_root`] for TrustRoots, and
+//! [`References`] for what policies refer to by name.
 
 pub mod file;
+pub mod kube;
 
 use std::collections::BTreeMap;
 
@@ -54,6 +57,70 @@ pub fn trust_material_of(spec: &TrustRootSpec) -> Result<TrustMaterial, String> 
         return Err("TrustRoot repository (an offline TUF repository) is not supported by verity yet; use sigstoreKeys or trustedRootJSON".to_string());
     }
     Err("TrustRoot has none of sigstoreKeys, trustedRootJSON, remote, repository".to_string())
+}
+
+/// Why a TrustRoot cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TrustRootError {
+    /// It breaks the reference's validation rules.
+    #[error("invalid: {0}")]
+    Invalid(FieldErrors),
+    /// It is valid but verity cannot use it (e.g. a TUF mirror, or material that does not parse).
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl TrustRootError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TrustRootError::Invalid(_) => "invalid",
+            TrustRootError::Unusable(_) => "unusable",
+        }
+    }
+}
+
+/// Defaults, validates and parses a TrustRoot: its material and validation warnings.
+pub fn compile_trust_root(
+    spec: &TrustRootSpec,
+) -> Result<(TrustMaterial, FieldErrors), TrustRootError> {
+    let mut spec = spec.clone();
+    validate::set_trust_root_defaults(&mut spec);
+    let report = validate::validate_trust_root(&spec);
+    if report.has_errors() {
+        return Err(TrustRootError::Invalid(report.filter(Level::Error)));
+    }
+    let material = trust_material_of(&spec).map_err(TrustRootError::Unusable)?;
+    Ok((material, report))
+}
+
+/// What policies refer to by name, and the rules they are compiled under: the state a policy is
+/// compiled against, shared by the loaders and the policy admission endpoint.
+#[derive(Clone, Debug)]
+pub struct References {
+    pub validation: ValidationOptions,
+    /// Secrets in verity's namespace (`key.secretRef`).
+    pub secrets: Secrets,
+    /// The default trust root and every TrustRoot (broken ones with their error).
+    pub trust_roots: TrustRoots,
+}
+
+impl References {
+    /// Nothing loaded yet: the default trust root only.
+    pub fn empty(load: &LoadOptions) -> Self {
+        References {
+            validation: load.validation.clone(),
+            secrets: Secrets::default(),
+            trust_roots: TrustRoots::new(TrustMaterial::clone(&load.default_trust)),
+        }
+    }
+
+    pub fn context(&self) -> CompileContext<'_> {
+        CompileContext {
+            options: &self.validation,
+            secrets: &self.secrets,
+            trust_roots: &self.trust_roots,
+        }
+    }
 }
 
 /// Where a document came from, for messages: `policies/a.yaml (document 2)`.
@@ -214,6 +281,28 @@ impl Documents {
     }
 }
 
+impl Documents {
+    /// The Secrets and TrustRoots of these documents as policies see them; a TrustRoot that does
+    /// not compile is recorded as broken (the file loader rejects it separately).
+    pub fn references(&self, load: &LoadOptions) -> References {
+        let mut references = References::empty(load);
+        for document in &self.trust_roots {
+            match compile_trust_root(&document.spec) {
+                Ok((material, _)) => references.trust_roots.insert(&document.name, material),
+                Err(error) => references
+                    .trust_roots
+                    .insert_broken(&document.name, error.to_string()),
+            }
+        }
+        for document in &self.secrets {
+            references
+                .secrets
+                .insert(&document.name, document.data.clone());
+        }
+        references
+    }
+}
+
 fn required_name(name: String, kind: &str) -> Result<String, String> {
     if name.is_empty() {
         Err(format!("{kind} has no metadata.name"))
@@ -268,41 +357,35 @@ pub fn build_snapshot(
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
 
-    let mut trust_roots = TrustRoots::new(TrustMaterial::clone(&load.default_trust));
+    let mut references = References::empty(load);
     for document in &documents.trust_roots {
         let object = format!("TrustRoot {}", document.name);
-        let mut spec = document.spec.clone();
-        validate::set_trust_root_defaults(&mut spec);
-        let report = validate::validate_trust_root(&spec);
-        if report.has_errors() {
-            problems.push(format!(
-                "{}: {object} is invalid: {}",
-                document.origin,
-                report.filter(Level::Error)
-            ));
-            continue;
-        }
-        if !report.is_empty() {
-            warnings.push(LoadWarning {
-                origin: document.origin.clone(),
-                object: object.clone(),
-                warnings: report,
-            });
-        }
-        match trust_material_of(&spec) {
-            Ok(material) => trust_roots.insert(&document.name, material),
-            Err(problem) => problems.push(format!("{}: {object}: {problem}", document.origin)),
+        match compile_trust_root(&document.spec) {
+            Ok((material, report)) => {
+                if !report.is_empty() {
+                    warnings.push(LoadWarning {
+                        origin: document.origin.clone(),
+                        object: object.clone(),
+                        warnings: report,
+                    });
+                }
+                references.trust_roots.insert(&document.name, material);
+            }
+            Err(TrustRootError::Invalid(errors)) => problems.push(format!(
+                "{}: {object} is invalid: {errors}",
+                document.origin
+            )),
+            Err(TrustRootError::Unusable(problem)) => {
+                problems.push(format!("{}: {object}: {problem}", document.origin))
+            }
         }
     }
-    let mut secrets = Secrets::default();
     for document in &documents.secrets {
-        secrets.insert(&document.name, document.data.clone());
+        references
+            .secrets
+            .insert(&document.name, document.data.clone());
     }
-    let context = CompileContext {
-        options: &load.validation,
-        secrets: &secrets,
-        trust_roots: &trust_roots,
-    };
+    let context = references.context();
 
     let mut entries = Vec::new();
     let mut seen: BTreeMap<&str, &Origin> = BTreeMap::new();
