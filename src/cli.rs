@@ -25,9 +25,11 @@ use crate::metrics::Metrics;
 use crate::policy::compiled::ResourceRef;
 use crate::policy::index::{NoMatchPolicy, PolicyIndex, Settings};
 use crate::policy::source::file::{self, FileWatcher};
+use crate::policy::source::kube::{self as kube_source, KubeSource};
 use crate::policy::source::{Documents, LoadOptions, build_snapshot};
 use crate::policy::validate::ValidationOptions;
 use crate::server::admin::{Admin, Readiness};
+use crate::server::policy_webhook::{self, PolicyReferences};
 use crate::server::webhook::{self, WebhookSettings, parse_go_duration};
 use crate::server::{Server, ServerConfig, ShutdownSignal};
 use crate::telemetry::{self, LogFormat};
@@ -98,18 +100,11 @@ enum OutputFormat {
     Json,
 }
 
-/// Where policies come from and how they are judged.
+/// How policies are judged (where they come from is per command).
 #[derive(Debug, Args)]
 struct PolicyArgs {
-    /// A YAML file or a directory of *.yaml/*.yml files (multi-document); repeatable.
-    #[arg(
-        long = "policies",
-        env = "VERITY_POLICIES",
-        value_delimiter = ',',
-        required = true
-    )]
-    policies: Vec<PathBuf>,
-    /// What to do with an image no policy matches.
+    /// What to do with an image no policy matches (in cluster mode, config-policy-controller's
+    /// no-match-policy overrides it).
     #[arg(
         long,
         env = "VERITY_NO_MATCH_POLICY",
@@ -117,7 +112,8 @@ struct PolicyArgs {
         default_value = "deny"
     )]
     no_match_policy: NoMatchArg,
-    /// Reject policies without authorities (config-policy-controller fail-on-empty-authorities).
+    /// Reject policies without authorities (in cluster mode, config-policy-controller's
+    /// fail-on-empty-authorities overrides it).
     #[arg(long, env = "VERITY_FAIL_ON_EMPTY_AUTHORITIES", default_value_t = true, action = clap::ArgAction::Set)]
     fail_on_empty_authorities: bool,
     /// A trusted_root.json replacing the embedded public-good Sigstore trust root (Fulcio CAs,
@@ -169,6 +165,18 @@ struct ServeArgs {
     /// PEM private key of the serving certificate.
     #[arg(long, env = "VERITY_TLS_KEY")]
     tls_key: PathBuf,
+    /// Policies from files: a YAML file or a directory of *.yaml/*.yml files (multi-document);
+    /// repeatable. Without it, policies come from the cluster.
+    #[arg(long = "policies", env = "VERITY_POLICIES", value_delimiter = ',')]
+    policies: Vec<PathBuf>,
+    /// Policies from the cluster this kubeconfig points at. In a pod (KUBERNETES_SERVICE_HOST
+    /// set) without --policies, the in-cluster service account is used instead.
+    #[arg(long, env = "VERITY_KUBECONFIG", conflicts_with = "policies")]
+    kubeconfig: Option<PathBuf>,
+    /// Namespace of the Secrets for key.secretRef and of config-policy-controller (cluster
+    /// mode); defaults to POD_NAMESPACE, else verity-system.
+    #[arg(long, env = "VERITY_NAMESPACE")]
+    namespace: Option<String>,
     #[command(flatten)]
     policy: PolicyArgs,
     #[arg(long, env = "VERITY_LOG_FORMAT", value_enum, default_value = "plain")]
@@ -195,6 +203,14 @@ struct ServeArgs {
 
 #[derive(Debug, Args)]
 struct VerifyArgs {
+    /// A YAML file or a directory of *.yaml/*.yml files (multi-document); repeatable.
+    #[arg(
+        long = "policies",
+        env = "VERITY_POLICIES",
+        value_delimiter = ',',
+        required = true
+    )]
+    policies: Vec<PathBuf>,
     #[command(flatten)]
     policy: PolicyArgs,
     /// A Kubernetes object (YAML or JSON) to admit; its kind, labels and images are used.
@@ -272,29 +288,81 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = Metrics::new(prometheus::Registry::new()).context("cannot register metrics")?;
     let readiness = Readiness::new();
 
+    let source = PolicySource::choose(
+        &args.policies,
+        args.kubeconfig.as_deref(),
+        std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
+    )?;
     let load = args.policy.load_options()?;
-    let (snapshot, warnings, fingerprint) = file::load(&args.policy.policies, &load, 1)
-        .map_err(|err| anyhow::anyhow!("invalid policies, refusing to start:\n{err}"))?;
-    for warning in &warnings {
-        warn!(%warning, "policy warning");
-    }
-    metrics.policies_loaded.set(snapshot.len() as i64);
-    info!(
-        policies = snapshot.len(),
-        no_match = load.settings.no_match.as_str(),
-        "policies loaded"
-    );
-    let index = Arc::new(PolicyIndex::new(snapshot));
+    let index = Arc::new(PolicyIndex::default());
+    // Files are loaded before binding (invalid files refuse to start); the cluster source
+    // starts once the server is bound and turns readiness on after its first full sync.
+    let (policy_references, source_task) = match source {
+        PolicySource::Files(paths) => {
+            let (snapshot, warnings, fingerprint) = file::load(&paths, &load, 1)
+                .map_err(|err| anyhow::anyhow!("invalid policies, refusing to start:\n{err}"))?;
+            for warning in &warnings {
+                warn!(%warning, "policy warning");
+            }
+            metrics.policies_loaded.set(snapshot.len() as i64);
+            info!(
+                policies = snapshot.len(),
+                no_match = load.settings.no_match.as_str(),
+                "policies loaded"
+            );
+            index.replace(snapshot);
+            let references = PolicyReferences::Files {
+                paths: paths.clone(),
+                load: load.clone(),
+            };
+            let watcher = FileWatcher {
+                paths,
+                load,
+                interval: args.policy_reload_interval,
+                index: Arc::clone(&index),
+                metrics: metrics.clone(),
+            };
+            (references, SourceTask::Files(watcher, fingerprint))
+        }
+        PolicySource::Cluster(kubeconfig) => {
+            let client = kube_source::client(kubeconfig.as_deref()).await?;
+            let namespace = args
+                .namespace
+                .clone()
+                .or_else(|| {
+                    std::env::var("POD_NAMESPACE")
+                        .ok()
+                        .filter(|n| !n.is_empty())
+                })
+                .unwrap_or_else(|| kube_source::DEFAULT_NAMESPACE.to_string());
+            info!(
+                namespace = %namespace,
+                kubeconfig = kubeconfig.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "in-cluster".to_string()),
+                "policies come from the cluster"
+            );
+            let source = KubeSource::new(
+                client,
+                namespace,
+                load,
+                Arc::clone(&index),
+                readiness.clone(),
+                metrics.clone(),
+            );
+            (
+                PolicyReferences::Cluster(source.references()),
+                SourceTask::Cluster(source),
+            )
+        }
+    };
 
     let admission = Admission::new(Arc::clone(&index), Verifier::offline(), metrics.clone());
-    let webhook = webhook::router(
-        admission,
-        WebhookSettings {
-            request_timeout: args.request_timeout,
-            max_in_flight: args.max_in_flight,
-            ..WebhookSettings::default()
-        },
-        metrics.clone(),
+    let webhook_settings = WebhookSettings {
+        request_timeout: args.request_timeout,
+        max_in_flight: args.max_in_flight,
+        ..WebhookSettings::default()
+    };
+    let webhook = webhook::router(admission, webhook_settings.clone(), metrics.clone()).merge(
+        policy_webhook::router(policy_references, webhook_settings, metrics.clone()),
     );
     let config = ServerConfig {
         addr: args.addr,
@@ -310,15 +378,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let server = Server::bind(config, webhook, admin).await?;
 
-    let watcher = FileWatcher {
-        paths: args.policy.policies.clone(),
-        load,
-        interval: args.policy_reload_interval,
-        index,
-        metrics,
+    let watching = match source_task {
+        SourceTask::Files(watcher, fingerprint) => {
+            let watching = tokio::spawn(watcher.run(fingerprint));
+            readiness.set_ready();
+            watching
+        }
+        SourceTask::Cluster(source) => tokio::spawn(source.run()),
     };
-    let watching = tokio::spawn(watcher.run(fingerprint));
-    readiness.set_ready();
     server
         .run(async move {
             let name = signal.recv().await;
@@ -327,6 +394,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await?;
     watching.abort();
     Ok(())
+}
+
+/// Where `serve` reads policies from: exactly one of files and the cluster.
+#[derive(Debug, PartialEq, Eq)]
+enum PolicySource {
+    Files(Vec<PathBuf>),
+    /// A kubeconfig, or the in-cluster service account (`None`).
+    Cluster(Option<PathBuf>),
+}
+
+impl PolicySource {
+    fn choose(
+        policies: &[PathBuf],
+        kubeconfig: Option<&std::path::Path>,
+        in_cluster: bool,
+    ) -> anyhow::Result<Self> {
+        match (policies.is_empty(), kubeconfig) {
+            (false, Some(_)) => {
+                anyhow::bail!("give either --policies (files) or --kubeconfig (cluster), not both")
+            }
+            (false, None) => Ok(PolicySource::Files(policies.to_vec())),
+            (true, Some(path)) => Ok(PolicySource::Cluster(Some(path.to_path_buf()))),
+            (true, None) if in_cluster => Ok(PolicySource::Cluster(None)),
+            (true, None) => anyhow::bail!(
+                "no policy source: give --policies FILE|DIR for policy files, or --kubeconfig PATH for a cluster (in a pod, the in-cluster service account is used)"
+            ),
+        }
+    }
+}
+
+/// What keeps the index current once the server is bound.
+enum SourceTask {
+    Files(FileWatcher, String),
+    Cluster(KubeSource),
 }
 
 fn dev_certs(args: DevCertsArgs) -> anyhow::Result<ExitCode> {
@@ -403,7 +504,7 @@ async fn verify(args: VerifyArgs) -> ExitCode {
         .policy
         .load_options()
         .map_err(|e| format!("{e:#}"))
-        .and_then(|load| file::load(&args.policy.policies, &load, 1).map_err(|e| e.to_string()));
+        .and_then(|load| file::load(&args.policies, &load, 1).map_err(|e| e.to_string()));
     let (snapshot, warnings, _) = match loaded {
         Ok(loaded) => loaded,
         Err(err) => {
@@ -528,4 +629,74 @@ fn as_containers(spec_path: &str, images: &[String]) -> Vec<ContainerImage> {
             image: image.clone(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_one_policy_source() {
+        let files = [PathBuf::from("policies")];
+        let kubeconfig = std::path::Path::new("kubeconfig");
+        assert_eq!(
+            PolicySource::choose(&files, None, true).unwrap(),
+            PolicySource::Files(files.to_vec()),
+            "explicit files win over the in-cluster default"
+        );
+        assert_eq!(
+            PolicySource::choose(&[], Some(kubeconfig), false).unwrap(),
+            PolicySource::Cluster(Some(kubeconfig.to_path_buf()))
+        );
+        assert_eq!(
+            PolicySource::choose(&[], None, true).unwrap(),
+            PolicySource::Cluster(None)
+        );
+        let both = PolicySource::choose(&files, Some(kubeconfig), true).unwrap_err();
+        assert!(both.to_string().contains("not both"), "{both}");
+        let neither = PolicySource::choose(&[], None, false).unwrap_err();
+        assert!(
+            neither
+                .to_string()
+                .starts_with("no policy source: give --policies"),
+            "{neither}"
+        );
+    }
+
+    #[test]
+    fn serve_takes_cluster_flags_and_verify_still_needs_policies() {
+        let cli = Cli::try_parse_from([
+            "verity",
+            "serve",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            "--kubeconfig",
+            "/tmp/kubeconfig",
+            "--namespace",
+            "sigstore",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve");
+        };
+        assert!(args.policies.is_empty());
+        assert_eq!(args.kubeconfig, Some(PathBuf::from("/tmp/kubeconfig")));
+        assert_eq!(args.namespace.as_deref(), Some("sigstore"));
+        let conflict = Cli::try_parse_from([
+            "verity",
+            "serve",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            "--kubeconfig",
+            "x",
+            "--policies",
+            "p",
+        ]);
+        assert!(conflict.is_err());
+        assert!(Cli::try_parse_from(["verity", "verify", "nginx"]).is_err());
+    }
 }

@@ -11,6 +11,7 @@
 //! own connection. Per-request limits (deadline, concurrency, body size) belong to the router.
 
 pub mod admin;
+pub mod policy_webhook;
 pub mod tls;
 pub mod webhook;
 

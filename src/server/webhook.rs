@@ -1,4 +1,5 @@
-//! The webhook routes on the HTTPS port: `POST /validate`.
+//! The webhook routes on the HTTPS port: `POST /validate` (`POST /validate-policy` is in
+//! [`super::policy_webhook`] and shares the deadline and body-limit handling here).
 //!
 //! Every request gets a deadline under the apiserver's (its `?timeout=` minus a margin, capped by
 //! `--request-timeout`), waits for a verification slot no longer than that, and is answered
@@ -71,7 +72,9 @@ async fn validate(
     let received = Instant::now();
     let body = match body {
         Ok(body) => body,
-        Err(rejection) => return body_rejected(&state, rejection),
+        Err(rejection) => {
+            return body_rejected(&state.metrics, state.settings.body_limit, rejection);
+        }
     };
     let deadline = received + budget(&state.settings, query.as_deref());
     let permit = tokio::time::timeout_at(
@@ -97,18 +100,20 @@ async fn validate(
     axum::Json(state.admission.review(&body, deadline).await).into_response()
 }
 
-fn body_rejected(state: &WebhookState, rejection: BytesRejection) -> Response {
-    state
-        .metrics
+/// The answer to a body that could not be read (too large, or broken): an HTTP error, since
+/// there is no AdmissionReview to answer in.
+pub(crate) fn body_rejected(
+    metrics: &Metrics,
+    body_limit: usize,
+    rejection: BytesRejection,
+) -> Response {
+    metrics
         .admission_requests
         .with_label_values(&["deny", "bad_request"])
         .inc();
     let status = rejection.status();
     let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        format!(
-            "request body exceeds verity's limit of {} bytes",
-            state.settings.body_limit
-        )
+        format!("request body exceeds verity's limit of {body_limit} bytes")
     } else {
         format!("cannot read request body: {rejection}")
     };
@@ -117,7 +122,7 @@ fn body_rejected(state: &WebhookState, rejection: BytesRejection) -> Response {
 
 /// Time allowed for one request: `--request-timeout`, or less when the apiserver's own timeout
 /// (`?timeout=10s`) leaves less, keeping a margin to send the answer back.
-fn budget(settings: &WebhookSettings, query: Option<&str>) -> Duration {
+pub(crate) fn budget(settings: &WebhookSettings, query: Option<&str>) -> Duration {
     let apiserver = query
         .into_iter()
         .flat_map(|q| q.split('&'))
