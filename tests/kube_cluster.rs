@@ -224,6 +224,7 @@ async fn cluster_mode_against_a_real_apiserver() {
     broken_policy_is_kept_and_heals_when_its_secret_appears(&env).await;
     config_map_changes_the_settings(&env).await;
     trust_roots_break_and_heal_the_policies_naming_them(&env).await;
+    serve_binary_in_cluster_mode(&env).await;
     cluster_credentials_follow_service_accounts_and_pull_secrets(&env).await;
     validate_policy_behind_a_real_webhook_configuration(&env).await;
 }
@@ -569,6 +570,133 @@ async fn trust_roots_break_and_heal_the_policies_naming_them(env: &Env) {
         "{}",
         status.message
     );
+}
+
+/// Kills the child process on drop.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `verity serve --kubeconfig`: ready after the sync, admission decided from the cluster's
+/// policies (a broken one denies its images), `/validate-policy` mounted; without any policy
+/// source it refuses to start.
+async fn serve_binary_in_cluster_mode(env: &Env) {
+    const VERITY: &str = env!("CARGO_BIN_EXE_verity");
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let out = std::process::Command::new(VERITY)
+        .args(["dev-certs", "--out", certs.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    let neither = std::process::Command::new(VERITY)
+        .args(["serve", "--tls-cert", "c", "--tls-key", "k"])
+        .env_remove("VERITY_POLICIES")
+        .env_remove("VERITY_KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert_eq!(neither.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&neither.stderr)
+            .contains("error: no policy source: give --policies"),
+        "{neither:?}"
+    );
+
+    let (port, admin_port) = (free_port(), free_port());
+    let _child = Child(
+        std::process::Command::new(VERITY)
+            .args(["serve", "--namespace", NAMESPACE])
+            .env("VERITY_KUBECONFIG", env.cluster.kubeconfig())
+            .env("VERITY_ADDR", format!("127.0.0.1:{port}"))
+            .env("VERITY_ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
+            .env("VERITY_TLS_CERT", certs.join("tls.crt"))
+            .env("VERITY_TLS_KEY", certs.join("tls.key"))
+            .env_remove("VERITY_POLICIES")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    poll_until(WAIT, "verity serve to become ready", || async move {
+        let response = reqwest::get(format!("http://127.0.0.1:{admin_port}/readyz"))
+            .await
+            .ok()?;
+        (response.status() == 200).then_some(())
+    })
+    .await;
+    let metrics = reqwest::get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("verity_policies_loaded "), "{metrics}");
+
+    let ca = std::fs::read(certs.join("ca.crt")).unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .build()
+        .unwrap();
+    let pod_review = |image: &str| {
+        let mut review: Value = serde_json::from_str(include_str!("fixtures/pod.json")).unwrap();
+        review["request"]["object"]["spec"] =
+            json!({"containers": [{"name": "c", "image": image}]});
+        review
+    };
+    let post = |path: &str, body: Value| {
+        let request = client
+            .post(format!("https://localhost:{port}{path}?timeout=10s"))
+            .json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()["response"].clone()
+        }
+    };
+    let denied = post("/validate", pod_review("ghcr.io/renamed/app:v1")).await;
+    assert_eq!(
+        denied["status"]["message"],
+        "validation failed: failed policy: beta: spec.containers[0].image\nghcr.io/renamed/app:v1 disallowed by static policy: second"
+    );
+    let broken = post("/validate", pod_review("corp.example/app:v1")).await;
+    assert_eq!(broken["allowed"], false);
+    assert!(
+        broken["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("policy corp-keyless is invalid and denies every image it matches"),
+        "{broken}"
+    );
+    // config-policy-controller says warn for images no policy matches.
+    let unmatched = post("/validate", pod_review("quay.io/nobody/app:v1")).await;
+    assert_eq!(unmatched["allowed"], true, "{unmatched}");
+
+    let mut policy_review = pod_review("x");
+    policy_review["request"]["kind"] =
+        json!({"group": "policy.sigstore.dev", "version": "v1beta1", "kind": "ClusterImagePolicy"});
+    policy_review["request"]["object"] = json!({
+        "apiVersion": "policy.sigstore.dev/v1beta1", "kind": "ClusterImagePolicy",
+        "metadata": {"name": "x"},
+        "spec": {"images": [{"glob": "x/**"}], "authorities": [{"key": {"secretRef": {"name": "cosign-key"}}}]}
+    });
+    let admitted = post("/validate-policy", policy_review).await;
+    assert_eq!(admitted["allowed"], true, "{admitted}");
+    assert!(admitted.get("warnings").is_none(), "{admitted}");
 }
 
 /// The cluster CredentialSource: pod imagePullSecrets before the service account's, both
