@@ -158,6 +158,42 @@ fn array_at<'a>(
     }
 }
 
+/// The pod spec's service account and image pull secrets, for registry credentials.
+pub fn workload_credentials(
+    kind: WorkloadKind,
+    object: &Value,
+    namespace: Option<&str>,
+) -> crate::registry::WorkloadCredentials {
+    let pod_spec = kind
+        .pod_spec_path()
+        .iter()
+        .try_fold(object, |value, segment| value.get(segment));
+    let service_account = pod_spec.and_then(|spec| {
+        spec.get("serviceAccountName")
+            .or_else(|| spec.get("serviceAccount"))
+            .and_then(Value::as_str)
+            .filter(|name| !name.is_empty())
+            .map(str::to_string)
+    });
+    let image_pull_secrets = pod_spec
+        .and_then(|spec| spec.get("imagePullSecrets"))
+        .and_then(Value::as_array)
+        .map(|secrets| {
+            secrets
+                .iter()
+                .filter_map(|s| s.get("name").and_then(Value::as_str))
+                .filter(|name| !name.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::registry::WorkloadCredentials {
+        namespace: namespace.map(str::to_string),
+        service_account,
+        image_pull_secrets,
+    }
+}
+
 /// `spec.replicas` of an object, when it is a number.
 pub fn replicas(object: &Value) -> Option<i64> {
     object.get("spec")?.get("replicas")?.as_i64()
@@ -232,6 +268,22 @@ mod tests {
             ]
         );
         assert_eq!(images[2].image, "ghcr.io/org/data:v1");
+    }
+
+    #[test]
+    fn credentials_of_a_workload() {
+        let deployment = json!({"spec": {"template": {"spec": {
+            "serviceAccountName": "builder",
+            "imagePullSecrets": [{"name": "regcred"}, {"name": ""}, {"name": "other"}],
+            "containers": [{"image": "a"}]
+        }}}});
+        let credentials =
+            workload_credentials(WorkloadKind::Deployment, &deployment, Some("team-a"));
+        assert_eq!(credentials.namespace.as_deref(), Some("team-a"));
+        assert_eq!(credentials.service_account.as_deref(), Some("builder"));
+        assert_eq!(credentials.image_pull_secrets, ["regcred", "other"]);
+        let bare = workload_credentials(WorkloadKind::Pod, &json!({"spec": {}}), None);
+        assert_eq!(bare, crate::registry::WorkloadCredentials::default());
     }
 
     #[test]

@@ -155,7 +155,7 @@ impl Admission {
         );
         let labels = labels_of(object);
         let context = RequestContext {
-            namespace: request.namespace.clone(),
+            workload: images::workload_credentials(kind, object, request.namespace.as_deref()),
             deadline,
         };
         let results = Evaluation {
