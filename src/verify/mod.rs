@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod discovery;
 pub mod key;
 pub mod keyed;
+pub mod keyless;
 pub mod merkle;
 pub mod pem;
 pub mod rekor;

@@ -20,6 +20,7 @@ use crate::registry::{
 
 use super::discovery::{self, SignatureSite};
 use super::keyed::{self, KeyVerdict};
+use super::keyless::{self, KeylessVerdict};
 use super::static_policy;
 
 /// What verification needs to know about the request it serves.
@@ -394,9 +395,18 @@ fn judge(
                 discovered.summary()
             ))),
         },
-        AuthorityKind::Keyless(_) => Err(Failure::definite(format!(
-            "{prefix}: keyless authorities are not supported by this build of verity yet"
-        ))),
+        AuthorityKind::Keyless(keyless) => match keyless::check(keyless, digest, discovered) {
+            KeylessVerdict::Accepted(description) => Ok(Evidence { description }),
+            KeylessVerdict::NoSignatures => Err(Failure::definite(format!(
+                "{prefix}: no signatures found ({})",
+                discovered.summary()
+            ))),
+            KeylessVerdict::NoneMatched(rejections) => Err(Failure::definite(format!(
+                "{prefix}: no matching signatures: {} ({})",
+                rejections.join("; "),
+                discovered.summary()
+            ))),
+        },
         AuthorityKind::Static { pass, message } => static_policy::evaluate(*pass, message),
     }
 }
