@@ -635,6 +635,7 @@ fn as_containers(spec_path: &str, images: &[String]) -> Vec<ContainerImage> {
         .enumerate()
         .map(|(index, image)| ContainerImage {
             path: format!("{spec_path}.containers[{index}].image"),
+            pointer: format!("/{}/containers/{index}/image", spec_path.replace('.', "/")),
             image: image.clone(),
         })
         .collect()
