@@ -7,8 +7,8 @@
 //! - [`registry`]: a real `docker-registry` (plain HTTP, htpasswd Basic auth, TLS with a test CA,
 //!   Bearer tokens from an in-test token server), push helpers over the registry HTTP API, a
 //!   request-counting proxy and a stub for misbehaving registries.
-//! - [`signing`]: the signing side of sigstore; so far the CT logs that sign SCTs embedded in
-//!   test leaves.
+//! - [`signing`]: the signing side of cosign and sigstore (keys and openssl signatures,
+//!   simple-signing payloads, DSSE, a test Rekor, a test Fulcio and CT log, trust roots).
 //!
 //! A test that needs a missing tool fails with the command that installs it ([`require_tool`]);
 //! it never passes by skipping. Waiting is always polling with a deadline ([`poll_until`]).
