@@ -1,5 +1,5 @@
 //! The signing side of cosign/sigstore, for verification tests: real, independently made
-//! signatures (registry pushes follow).
+//! signatures pushed into a real registry ([`super::registry::TestRegistry`]).
 //!
 //! Independence is the point. Whatever verity's `verify` module accepts must have been made by
 //! something else, so the signatures here come from the `openssl` CLI (and from aws-lc-rs through
@@ -11,24 +11,53 @@
 //!   [`KeyPair::sign_openssl`] (the independent signer) and [`KeyPair::sign_native`] (aws-lc-rs).
 //! - [`payload`]: the simple-signing payload, the in-toto statement of `cosign sign` v3, DSSE
 //!   envelopes.
+//! - [`legacy`]: `.sig` manifests (one layer per signature, cosign annotations), pushed under
+//!   `sha256-<hex>.sig`, and a raw variant for malformed manifests.
 //! - [`rekor`]: [`TestRekor`], a transparency log with an openssl-held key: `hashedrekord`,
 //!   `rekord` and `dsse` bodies, SETs, RFC 6962 inclusion proofs and signed checkpoints.
 //! - [`ct`] and [`fulcio`]: [`TestFulcio`] (P-384 root and intermediate) issuing Fulcio-shaped
 //!   leaves, optionally with an embedded SCT from a [`TestCtLog`].
 //! - [`trust`]: a `trusted_root.json` and a TrustRoot resource for that material.
+//! - [`bundle`]: Sigstore bundles v0.3 and their OCI referrers.
+//! - [`vector`]: the production vectors of `../shared/vectors`, pushed into a test registry.
+//! - [`forgery`]: one-change forgeries of all of the above.
+//!
+//! One call makes what `cosign sign` makes: [`SignatureLayer::keyed`] and
+//! [`SignatureLayer::keyless`] (legacy `.sig` layers with their Rekor entry), [`keyed_bundle`]
+//! and [`keyless_bundle`] (v3 bundles). A keyless test, end to end:
+//!
+//! ```text
+//! let (fulcio, rekor, ct) = (TestFulcio::new(), TestRekor::new(), TestCtLog::new());
+//! let trust = trusted_root_json(&fulcio, &rekor, Some(&ct));      // or trust_root_yaml(..)
+//! let image = registry.push_image("test/app", "v1", "seed").await;
+//! let leaf = fulcio.issue(&LeafSpec { sct: Some(&ct), ..LeafSpec::email("dev@example.com", t) });
+//! let payload = simple_signing_payload(&format!("{}/test/app", registry.host()), &image, None);
+//! let layer = SignatureLayer::keyless(&payload, &leaf, &fulcio, &rekor, t + 1, 0);
+//! push_legacy_signatures(&registry, "test/app", &image, "", &[layer]).await;
+//! // or: push_bundle_referrer(&registry, "test/app", &image,
+//! //                          &keyless_bundle(&image, &leaf, &rekor, t + 1, 0)).await;
+//! ```
 //!
 //! Times are Unix seconds. Certificate authorities and logs made here are valid from
 //! [`VALID_FROM`] (2000-01-01) on, so any signing time after that works.
 
+pub mod bundle;
 pub mod ct;
+pub mod forgery;
 pub mod fulcio;
 pub mod json;
 pub mod keys;
+pub mod legacy;
 pub mod payload;
 pub mod rekor;
 pub mod trust;
+pub mod vector;
 
 // Each test crate uses some of these re-exports.
+#[allow(unused_imports)]
+pub use bundle::{
+    BundleMaterial, bundle_v03, bundle_v03_json, keyed_bundle, keyless_bundle, push_bundle_referrer,
+};
 #[allow(unused_imports)]
 pub use ct::{SctSpec, TestCtLog};
 #[allow(unused_imports)]
@@ -36,11 +65,18 @@ pub use fulcio::{FulcioLeaf, LeafSpec, San, TestFulcio};
 #[allow(unused_imports)]
 pub use keys::{Hash, KeyKind, KeyPair, verify_openssl};
 #[allow(unused_imports)]
+pub use legacy::{
+    LegacyManifest, SignatureLayer, push_legacy_manifest, push_legacy_signatures,
+    push_raw_manifest, sig_tag,
+};
+#[allow(unused_imports)]
 pub use payload::{Envelope, dsse_envelope, in_toto_statement, simple_signing_payload};
 #[allow(unused_imports)]
 pub use rekor::{RekorEntry, TestRekor};
 #[allow(unused_imports)]
 pub use trust::{trust_root_yaml, trusted_root_json};
+#[allow(unused_imports)]
+pub use vector::{Vector, push_vector};
 
 /// 2000-01-01T00:00:00Z: the start of every validity window the toolkit writes (CA
 /// certificates, trust-root `validFor` of CAs and logs).
