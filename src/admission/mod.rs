@@ -182,9 +182,13 @@ impl Admission {
             &request.resource.resource,
         );
         let labels = labels_of(object);
+        let now = Instant::now();
         let context = RequestContext {
             workload: images::workload_credentials(kind, object, request.namespace.as_deref()),
-            deadline,
+            deadline: deadline
+                .checked_sub(evaluate::VERIFICATION_GRACE)
+                .filter(|d| *d > now)
+                .unwrap_or(now),
         };
         let results = Evaluation {
             snapshot: &snapshot,

@@ -112,9 +112,9 @@ async fn answer(
         let answer = AdmissionResponse::deny(
             &uid,
             format!(
-                "verity is overloaded: no verification slot became free within {:.1}s ({} requests in flight); retry, or raise --max-in-flight",
-                deadline.saturating_duration_since(received).as_secs_f64(),
-                state.settings.max_in_flight
+                "verity is overloaded: all {} verification slots (--max-in-flight) stayed busy for {:.1}s; retry, or raise --max-in-flight",
+                state.settings.max_in_flight,
+                deadline.saturating_duration_since(received).as_secs_f64()
             ),
         );
         return axum::Json(AdmissionReviewResponse::from(answer)).into_response();

@@ -90,25 +90,36 @@ impl Discovered {
     }
 }
 
-/// Reads every signature of `digest` at `site`.
-pub async fn discover(
-    client: &RegistryClient,
-    site: &SignatureSite,
-    digest: &Digest,
-    keychain: &Keychain,
-) -> Result<Discovered, RegistryError> {
-    let (legacy, bundles) = tokio::join!(
-        legacy_signatures(client, site, digest, keychain),
-        bundle_signatures(client, &site.repository, digest, keychain)
-    );
-    let (legacy_found, legacy) = legacy?;
-    Ok(Discovered {
-        legacy_reference: format!("{}:{}", site.repository, site.legacy_tag(digest)),
-        legacy_found,
-        legacy,
-        referrers_of: format!("{}@{digest}", site.repository),
-        bundles: bundles?,
-    })
+impl Discovered {
+    /// The legacy signatures of `digest` at `site`; referrers are listed later, only if needed
+    /// (see [`Discovered::add_bundles`]).
+    pub async fn legacy(
+        client: &RegistryClient,
+        site: &SignatureSite,
+        digest: &Digest,
+        keychain: &Keychain,
+    ) -> Result<Self, RegistryError> {
+        let (legacy_found, legacy) = legacy_signatures(client, site, digest, keychain).await?;
+        Ok(Discovered {
+            legacy_reference: format!("{}:{}", site.repository, site.legacy_tag(digest)),
+            legacy_found,
+            legacy,
+            referrers_of: format!("{}@{digest}", site.repository),
+            bundles: Vec::new(),
+        })
+    }
+
+    /// Adds the Sigstore bundles attached to `digest` as referrers.
+    pub async fn add_bundles(
+        &mut self,
+        client: &RegistryClient,
+        site: &SignatureSite,
+        digest: &Digest,
+        keychain: &Keychain,
+    ) -> Result<(), RegistryError> {
+        self.bundles = bundle_signatures(client, &site.repository, digest, keychain).await?;
+        Ok(())
+    }
 }
 
 async fn legacy_signatures(

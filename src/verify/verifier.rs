@@ -312,24 +312,25 @@ impl Verifier {
             .results
             .get_or_compute(key, move || async move {
                 let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let outcome = match tokio::time::timeout_at(
+                let checked = tokio::time::timeout_at(
                     deadline,
-                    discovery::discover(&registry, &site, &digest, &keychain),
+                    discover_and_judge(
+                        &registry,
+                        &site,
+                        &digest,
+                        &keychain,
+                        &authority,
+                        &computation_prefix,
+                    ),
                 )
-                .await
-                {
-                    Err(_) => Err(Failure::transient(format!(
+                .await;
+                let outcome = checked.unwrap_or_else(|_| {
+                    Err(Failure::transient(format!(
                         "{computation_prefix}: timed out after {:.1}s reading signatures from {}",
                         budget.as_secs_f64(),
                         site.repository.registry()
-                    ))),
-                    Ok(Err(err)) => Err(Failure::transient(format!(
-                        "{computation_prefix}: failed to read signatures: {err}"
-                    ))),
-                    Ok(Ok(discovered)) => {
-                        judge(&authority, &digest, &discovered, &computation_prefix)
-                    }
-                };
+                    )))
+                });
                 let ttl = match &outcome {
                     Ok(_) => Some(settings.positive_ttl),
                     Err(failure) if !failure.transient => Some(settings.negative_ttl),
@@ -373,6 +374,34 @@ fn signature_site(image: &ImageRef, source: &SignatureSource) -> SignatureSite {
             .unwrap_or_else(|| Repository::from(image)),
         tag_prefix: source.tag_prefix.clone(),
     }
+}
+
+/// Reads the legacy signatures and judges them; lists the referrers only if none passed, which
+/// spares two registry calls for the common case.
+async fn discover_and_judge(
+    registry: &RegistryClient,
+    site: &SignatureSite,
+    digest: &Digest,
+    keychain: &Keychain,
+    authority: &CompiledAuthority,
+    prefix: &str,
+) -> Outcome {
+    let read_error = |err: RegistryError| {
+        Failure::transient(format!("{prefix}: failed to read signatures: {err}"))
+    };
+    let mut discovered = discovery::Discovered::legacy(registry, site, digest, keychain)
+        .await
+        .map_err(read_error)?;
+    if !discovered.legacy.is_empty()
+        && let Ok(evidence) = judge(authority, digest, &discovered, prefix)
+    {
+        return Ok(evidence);
+    }
+    discovered
+        .add_bundles(registry, site, digest, keychain)
+        .await
+        .map_err(read_error)?;
+    judge(authority, digest, &discovered, prefix)
 }
 
 /// Turns what was found into the authority's answer, with the reference's texts first.
