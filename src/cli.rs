@@ -28,13 +28,17 @@ use crate::policy::source::file::{self, FileWatcher};
 use crate::policy::source::kube::{self as kube_source, KubeSource};
 use crate::policy::source::{Documents, LoadOptions, build_snapshot};
 use crate::policy::validate::ValidationOptions;
+use crate::registry::{
+    ClusterCredentials, CredentialSource, Keychain, RegistryClient, RegistryConfig,
+    ReloadableCredentials,
+};
 use crate::server::admin::{Admin, Readiness};
 use crate::server::policy_webhook::{self, PolicyReferences};
 use crate::server::webhook::{self, WebhookSettings, parse_go_duration};
 use crate::server::{Server, ServerConfig, ShutdownSignal};
 use crate::telemetry::{self, LogFormat};
 use crate::verify::trust::TrustMaterial;
-use crate::verify::{RequestContext, Verifier};
+use crate::verify::{CacheSettings, RequestContext, Verifier, VerifierConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,7 +57,7 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Evaluate images as an admission would and explain the outcome (exit 0 allowed, 1 denied,
     /// 2 usage or invalid policies).
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
     /// Validate ClusterImagePolicy and TrustRoot documents (exit 1 on errors).
     Validate(ValidateArgs),
     /// Write a development CA and a serving certificate signed by it.
@@ -146,6 +150,94 @@ impl PolicyArgs {
     }
 }
 
+/// How registries are reached and results cached.
+#[derive(Debug, Args)]
+struct RegistryArgs {
+    /// A docker config.json whose credentials are used after the workload's pull secrets.
+    #[arg(long, env = "VERITY_DOCKER_CONFIG")]
+    docker_config: Option<PathBuf>,
+    /// HOST[:PORT]=FILE: a PEM CA bundle trusted (besides the system roots) for that registry;
+    /// repeatable.
+    #[arg(
+        long = "registry-ca",
+        env = "VERITY_REGISTRY_CA",
+        value_delimiter = ',',
+        value_name = "HOST=FILE"
+    )]
+    registry_ca: Vec<String>,
+    /// HOST[:PORT] reached over plain HTTP (test registries); repeatable.
+    #[arg(
+        long = "insecure-registry",
+        env = "VERITY_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    insecure_registry: Vec<String>,
+    /// Longest wait for one registry call.
+    #[arg(long, env = "VERITY_REGISTRY_TIMEOUT", default_value = "5s", value_parser = duration)]
+    registry_timeout: Duration,
+    /// How long a passed verification is reused.
+    #[arg(long, env = "VERITY_CACHE_TTL", default_value = "10m", value_parser = duration)]
+    cache_ttl: Duration,
+    /// How long a definite failure (no or invalid signatures) is reused; registry errors never are.
+    #[arg(long, env = "VERITY_NEGATIVE_CACHE_TTL", default_value = "30s", value_parser = duration)]
+    negative_cache_ttl: Duration,
+    /// How long a tag → digest resolution is reused.
+    #[arg(long, env = "VERITY_DIGEST_CACHE_TTL", default_value = "30s", value_parser = duration)]
+    digest_cache_ttl: Duration,
+    /// Most results kept in each cache.
+    #[arg(long, env = "VERITY_CACHE_SIZE", default_value_t = 10_000)]
+    cache_size: usize,
+}
+
+impl RegistryArgs {
+    fn verifier(
+        &self,
+        metrics: &Metrics,
+        credentials: Arc<dyn CredentialSource>,
+    ) -> anyhow::Result<Verifier> {
+        let mut registry_cas = Vec::with_capacity(self.registry_ca.len());
+        for entry in &self.registry_ca {
+            let (host, file) = entry
+                .split_once('=')
+                .with_context(|| format!("--registry-ca {entry:?}: expected HOST=FILE"))?;
+            let pem = std::fs::read(file)
+                .with_context(|| format!("--registry-ca {host}: cannot read {file}"))?;
+            registry_cas.push((host.to_string(), pem));
+        }
+        let registry = RegistryClient::new(
+            RegistryConfig {
+                insecure_registries: self.insecure_registry.clone(),
+                registry_cas,
+                request_timeout: self.registry_timeout,
+                ..RegistryConfig::default()
+            },
+            Some(metrics.clone()),
+        )?;
+        let docker_config = match &self.docker_config {
+            Some(path) => {
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("cannot read --docker-config {}", path.display()))?;
+                Keychain::from_docker_config_json(&bytes)
+                    .with_context(|| format!("invalid --docker-config {}", path.display()))?
+            }
+            None => Keychain::anonymous(),
+        };
+        Ok(Verifier::new(VerifierConfig {
+            registry,
+            docker_config,
+            credentials,
+            cache: CacheSettings {
+                positive_ttl: self.cache_ttl,
+                negative_ttl: self.negative_cache_ttl,
+                digest_ttl: self.digest_cache_ttl,
+                capacity: self.cache_size,
+            },
+            metrics: metrics.clone(),
+        }))
+    }
+}
+
 fn duration(text: &str) -> Result<Duration, String> {
     parse_go_duration(text)
         .ok_or_else(|| format!("invalid duration {text:?} (examples: 9s, 500ms, 1m)"))
@@ -179,6 +271,8 @@ struct ServeArgs {
     namespace: Option<String>,
     #[command(flatten)]
     policy: PolicyArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
     #[arg(long, env = "VERITY_LOG_FORMAT", value_enum, default_value = "plain")]
     log_format: LogFormatArg,
     /// Log filter, e.g. `info` or `verity=debug,info`.
@@ -213,6 +307,8 @@ struct VerifyArgs {
     policies: Vec<PathBuf>,
     #[command(flatten)]
     policy: PolicyArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
     /// A Kubernetes object (YAML or JSON) to admit; its kind, labels and images are used.
     /// IMAGE arguments, when given, replace its containers' images.
     #[arg(long)]
@@ -267,7 +363,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(*args).await.map(|()| ExitCode::SUCCESS),
-        Command::Verify(args) => return verify(args).await,
+        Command::Verify(args) => return verify(*args).await,
         Command::Validate(args) => Ok(validate(args)),
         Command::DevCerts(args) => dev_certs(args),
         Command::Crds => crds(),
@@ -297,20 +393,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let index = Arc::new(PolicyIndex::default());
     // Files are loaded before binding (invalid files refuse to start); the cluster source
     // starts once the server is bound and turns readiness on after its first full sync.
-    let (policy_references, source_task) = match source {
+    let (policy_references, credentials, source_task) = match source {
         PolicySource::Files(paths) => {
-            let (snapshot, warnings, fingerprint) = file::load(&paths, &load, 1)
+            let loaded = file::load(&paths, &load, 1)
                 .map_err(|err| anyhow::anyhow!("invalid policies, refusing to start:\n{err}"))?;
-            for warning in &warnings {
+            let credentials = ReloadableCredentials::new(loaded.credentials);
+            for warning in &loaded.warnings {
                 warn!(%warning, "policy warning");
             }
-            metrics.policies_loaded.set(snapshot.len() as i64);
+            metrics.policies_loaded.set(loaded.snapshot.len() as i64);
             info!(
-                policies = snapshot.len(),
+                policies = loaded.snapshot.len(),
                 no_match = load.settings.no_match.as_str(),
                 "policies loaded"
             );
-            index.replace(snapshot);
+            index.replace(loaded.snapshot);
             let references = PolicyReferences::Files {
                 paths: paths.clone(),
                 load: load.clone(),
@@ -320,9 +417,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 load,
                 interval: args.policy_reload_interval,
                 index: Arc::clone(&index),
+                credentials: Arc::clone(&credentials),
                 metrics: metrics.clone(),
             };
-            (references, SourceTask::Files(watcher, fingerprint))
+            (
+                references,
+                credentials as Arc<dyn CredentialSource>,
+                SourceTask::Files(watcher, loaded.fingerprint),
+            )
         }
         PolicySource::Cluster(kubeconfig) => {
             let client = kube_source::client(kubeconfig.as_deref()).await?;
@@ -340,6 +442,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 kubeconfig = kubeconfig.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "in-cluster".to_string()),
                 "policies come from the cluster"
             );
+            let (credentials, driver) = ClusterCredentials::watch(client.clone());
+            let credential_watches = tokio::spawn(driver);
             let source = KubeSource::new(
                 client,
                 namespace,
@@ -347,15 +451,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 Arc::clone(&index),
                 readiness.clone(),
                 metrics.clone(),
-            );
+            )
+            .with_credentials(credentials.clone());
             (
                 PolicyReferences::Cluster(source.references()),
-                SourceTask::Cluster(source),
+                Arc::new(credentials) as Arc<dyn CredentialSource>,
+                SourceTask::Cluster(source, credential_watches),
             )
         }
     };
 
-    let admission = Admission::new(Arc::clone(&index), Verifier::offline(), metrics.clone());
+    let verifier = args.registry.verifier(&metrics, credentials)?;
+    let admission = Admission::new(Arc::clone(&index), verifier, metrics.clone());
     let webhook_settings = WebhookSettings {
         request_timeout: args.request_timeout,
         max_in_flight: args.max_in_flight,
@@ -382,9 +489,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         SourceTask::Files(watcher, fingerprint) => {
             let watching = tokio::spawn(watcher.run(fingerprint));
             readiness.set_ready();
-            watching
+            vec![watching]
         }
-        SourceTask::Cluster(source) => tokio::spawn(source.run()),
+        SourceTask::Cluster(source, credential_watches) => {
+            vec![tokio::spawn(source.run()), credential_watches]
+        }
     };
     server
         .run(async move {
@@ -392,7 +501,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             info!(signal = name, "shutting down");
         })
         .await?;
-    watching.abort();
+    for task in watching {
+        task.abort();
+    }
     Ok(())
 }
 
@@ -427,7 +538,8 @@ impl PolicySource {
 /// What keeps the index current once the server is bound.
 enum SourceTask {
     Files(FileWatcher, String),
-    Cluster(KubeSource),
+    /// The source, and the already running registry credential watches.
+    Cluster(KubeSource, tokio::task::JoinHandle<()>),
 }
 
 fn dev_certs(args: DevCertsArgs) -> anyhow::Result<ExitCode> {
@@ -505,14 +617,14 @@ async fn verify(args: VerifyArgs) -> ExitCode {
         .load_options()
         .map_err(|e| format!("{e:#}"))
         .and_then(|load| file::load(&args.policies, &load, 1).map_err(|e| e.to_string()));
-    let (snapshot, warnings, _) = match loaded {
+    let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("error: invalid policies:\n{err}");
             return ExitCode::from(2);
         }
     };
-    for warning in warnings {
+    for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
     let target = match Target::from_args(args.resource.as_deref(), &args.images) {
@@ -522,11 +634,19 @@ async fn verify(args: VerifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let verifier = Verifier::offline();
-    let context = RequestContext {
-        namespace: None,
-        deadline: Instant::now() + args.timeout,
+    let snapshot = loaded.snapshot;
+    let credentials: Arc<dyn CredentialSource> = Arc::new(loaded.credentials);
+    let verifier = match Metrics::unregistered()
+        .map_err(anyhow::Error::from)
+        .and_then(|metrics| args.registry.verifier(&metrics, credentials))
+    {
+        Ok(verifier) => verifier,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
     };
+    let context = RequestContext::standalone(Instant::now() + args.timeout);
     let results = Evaluation {
         snapshot: &snapshot,
         verifier: &verifier,
@@ -626,6 +746,7 @@ fn as_containers(spec_path: &str, images: &[String]) -> Vec<ContainerImage> {
         .enumerate()
         .map(|(index, image)| ContainerImage {
             path: format!("{spec_path}.containers[{index}].image"),
+            pointer: format!("/{}/containers/{index}/image", spec_path.replace('.', "/")),
             image: image.clone(),
         })
         .collect()

@@ -474,10 +474,16 @@ async fn referrers_fall_back_to_the_tag_schema_and_filter_by_artifact_type() {
         ]
     );
 
+    proxy.reset();
     let bundles = client
         .referrers(&repo, &subject, Some(BUNDLE_TYPE), &anonymous())
         .await
         .unwrap();
+    // The registry's missing referrers API is remembered: straight to the tag schema.
+    assert_eq!(
+        proxy.request_lines(),
+        [format!("GET /v2/test/app/manifests/{}", subject.tag_stem())]
+    );
     assert_eq!(bundles.len(), 1);
     assert_eq!(bundles[0].digest, bundle);
     assert_eq!(bundles[0].artifact_type.as_deref(), Some(BUNDLE_TYPE));
@@ -492,7 +498,7 @@ async fn referrers_fall_back_to_the_tag_schema_and_filter_by_artifact_type() {
         .unwrap();
     assert_eq!(manifest.subject.unwrap().digest, subject);
     assert_eq!(manifest.config.media_type, OCI_EMPTY);
-    assert_eq!(count(&metrics, "referrers", "not_found"), 2);
+    assert_eq!(count(&metrics, "referrers", "not_found"), 1);
 }
 
 #[tokio::test]

@@ -20,6 +20,10 @@ use crate::policy::compiled::{AuthorityKind, CompiledAuthority, CompiledPolicy, 
 use crate::policy::index::{PolicyEntry, PolicySnapshot};
 use crate::verify::{AuthorityOutcome, Failure, RequestContext, ResolveError, Verifier};
 
+/// Verification gives up this long before an answer is due, so its own timeout (which names the
+/// registry it was waiting for) reports the cause rather than the evaluation's last-resort guard.
+pub const VERIFICATION_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// What one evaluation looks at.
 pub struct Evaluation<'a> {
     pub snapshot: &'a PolicySnapshot,
@@ -41,7 +45,7 @@ impl Evaluation<'_> {
                 unique.push(&image.image);
             }
         }
-        let deadline = tokio::time::Instant::from_std(self.context.deadline);
+        let deadline = tokio::time::Instant::from_std(self.context.deadline + VERIFICATION_GRACE);
         let verdicts = futures::future::join_all(unique.iter().map(|image| async move {
             let verdict = match tokio::time::timeout_at(deadline, self.image(image)).await {
                 Ok(verdict) => verdict,

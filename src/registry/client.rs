@@ -74,7 +74,13 @@ struct Inner {
     blob_limit: usize,
     metrics: Option<Metrics>,
     auth: AuthState,
+    /// Registries whose referrers API answered 404 (unsupported, per the OCI spec), and when:
+    /// for a while they go straight to the tag-schema fallback, saving a round trip per lookup.
+    without_referrers_api: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// How long a registry's missing referrers API is remembered.
+const REFERRERS_API_MEMORY: Duration = Duration::from_secs(600);
 
 impl fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -204,6 +210,7 @@ impl RegistryClient {
                 blob_limit: config.blob_size_limit,
                 metrics,
                 auth: AuthState::default(),
+                without_referrers_api: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -325,6 +332,11 @@ impl RegistryClient {
             what: "referrers index",
         };
         let origin = url.origin();
+        if self.lacks_referrers_api(repo.registry()) {
+            return self
+                .referrers_by_tag(&target, repo, subject, artifact_type)
+                .await;
+        }
         let reply = self
             .execute(&target, Method::GET, url.clone(), OCI_INDEX, limit)
             .await?;
@@ -362,17 +374,61 @@ impl RegistryClient {
             }
             descriptors
         } else if reply.status == StatusCode::NOT_FOUND {
-            match self
-                .fetch_manifest(&target, repo, &subject.tag_stem())
-                .await
-            {
-                Ok(manifest) => manifest.index()?.manifests,
-                Err(e) if e.is_not_found() => return Ok(Vec::new()),
-                Err(e) => return Err(e),
-            }
+            self.remember_no_referrers_api(repo.registry());
+            return self
+                .referrers_by_tag(&target, repo, subject, artifact_type)
+                .await;
         } else {
             return Err(status_error(reply));
         };
+        self.filter_referrers(&target, repo, descriptors, artifact_type)
+            .await
+    }
+
+    /// The referrers tag schema: the index under `sha256-<hex>`; no such tag means none.
+    async fn referrers_by_tag(
+        &self,
+        target: &Target<'_>,
+        repo: &Repository,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>, RegistryError> {
+        let descriptors = match self.fetch_manifest(target, repo, &subject.tag_stem()).await {
+            Ok(manifest) => manifest.index()?.manifests,
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        self.filter_referrers(target, repo, descriptors, artifact_type)
+            .await
+    }
+
+    fn lacks_referrers_api(&self, registry: &str) -> bool {
+        let known = match self.inner.without_referrers_api.lock() {
+            Ok(known) => known,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        known
+            .get(registry)
+            .is_some_and(|since| since.elapsed() < REFERRERS_API_MEMORY)
+    }
+
+    fn remember_no_referrers_api(&self, registry: &str) {
+        let mut known = match self.inner.without_referrers_api.lock() {
+            Ok(known) => known,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        known.insert(registry.to_string(), std::time::Instant::now());
+    }
+
+    /// Keeps the descriptors of `artifact_type` (all when `None`); registries may ignore the
+    /// query filter, and old tag-schema indexes leave the type out.
+    async fn filter_referrers(
+        &self,
+        target: &Target<'_>,
+        repo: &Repository,
+        descriptors: Vec<Descriptor>,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>, RegistryError> {
         let Some(wanted) = artifact_type else {
             return Ok(descriptors);
         };
@@ -381,7 +437,7 @@ impl RegistryClient {
             if descriptor.artifact_type.is_none() {
                 // Older tag-schema indexes leave the type out: read it from the manifest.
                 let manifest = self
-                    .fetch_manifest(&target, repo, &descriptor.digest.to_string())
+                    .fetch_manifest(target, repo, &descriptor.digest.to_string())
                     .await?;
                 descriptor.artifact_type = manifest
                     .image_manifest()?

@@ -28,7 +28,9 @@ pub mod manifest;
 
 pub use client::{RegistryClient, RegistryConfig};
 pub use cluster_credentials::ClusterCredentials;
-pub use credentials::{CredentialSource, DocumentCredentials, WorkloadCredentials};
+pub use credentials::{
+    CredentialSource, DocumentCredentials, ReloadableCredentials, WorkloadCredentials,
+};
 pub use error::RegistryError;
 pub use keychain::{Credential, Keychain, normalize_registry};
 pub use manifest::{

@@ -50,7 +50,14 @@ struct WebhookState {
     metrics: Metrics,
 }
 
-/// The webhook router: `POST /validate`.
+/// Which answer a request gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Validate,
+    Mutate,
+}
+
+/// The webhook router: `POST /validate` and `POST /mutate`.
 pub fn router(admission: Admission, settings: WebhookSettings, metrics: Metrics) -> Router {
     let state = WebhookState {
         slots: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
@@ -60,6 +67,7 @@ pub fn router(admission: Admission, settings: WebhookSettings, metrics: Metrics)
     };
     Router::new()
         .route("/validate", post(validate))
+        .route("/mutate", post(mutate))
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .with_state(state)
 }
@@ -67,6 +75,23 @@ pub fn router(admission: Admission, settings: WebhookSettings, metrics: Metrics)
 async fn validate(
     State(state): State<WebhookState>,
     RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(Endpoint::Validate, state, query, body).await
+}
+
+async fn mutate(
+    State(state): State<WebhookState>,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(Endpoint::Mutate, state, query, body).await
+}
+
+async fn answer(
+    endpoint: Endpoint,
+    state: WebhookState,
+    query: Option<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let received = Instant::now();
@@ -90,14 +115,18 @@ async fn validate(
         let answer = AdmissionResponse::deny(
             &uid,
             format!(
-                "verity is overloaded: no verification slot became free within {:.1}s ({} requests in flight); retry, or raise --max-in-flight",
-                deadline.saturating_duration_since(received).as_secs_f64(),
-                state.settings.max_in_flight
+                "verity is overloaded: all {} verification slots (--max-in-flight) stayed busy for {:.1}s; retry, or raise --max-in-flight",
+                state.settings.max_in_flight,
+                deadline.saturating_duration_since(received).as_secs_f64()
             ),
         );
         return axum::Json(AdmissionReviewResponse::from(answer)).into_response();
     };
-    axum::Json(state.admission.review(&body, deadline).await).into_response()
+    let answer = match endpoint {
+        Endpoint::Validate => state.admission.review(&body, deadline).await,
+        Endpoint::Mutate => state.admission.mutate_review(&body, deadline).await,
+    };
+    axum::Json(answer).into_response()
 }
 
 /// The answer to a body that could not be read (too large, or broken): an HTTP error, since

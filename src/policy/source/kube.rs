@@ -9,7 +9,8 @@
 //! in the index as [`PolicyEntry::Broken`](crate::policy::index::PolicyEntry::Broken), denying the
 //! images it matches with the error; a TrustRoot that fails makes the policies naming it broken.
 //!
-//! Readiness turns true once every watch has listed once and the first snapshot is in place.
+//! Readiness turns true once every watch has listed once (with [`KubeSource::with_credentials`],
+//! the registry credential watches too) and the first snapshot is in place.
 //! Watch errors are logged, counted and retried with backoff; until a relist completes the
 //! previous objects stay, so a lost watch never empties the index. `status` (a `Ready`
 //! condition and `observedGeneration`) is written on ClusterImagePolicies and TrustRoots when it
@@ -49,6 +50,7 @@ use super::{LoadOptions, References};
 use crate::metrics::Metrics;
 use crate::policy::crd::{ClusterImagePolicy, ClusterImagePolicySpec, TrustRoot, TrustRootSpec};
 use crate::policy::index::{PolicyEntry, PolicyIndex, PolicySnapshot};
+use crate::registry::ClusterCredentials;
 use crate::server::admin::Readiness;
 
 /// The namespace verity reads Secrets and its ConfigMap from when neither `--namespace` nor
@@ -120,6 +122,7 @@ pub struct KubeSource {
     readiness: Readiness,
     metrics: Metrics,
     references: SharedReferences,
+    credentials: Option<ClusterCredentials>,
 }
 
 impl KubeSource {
@@ -146,7 +149,15 @@ impl KubeSource {
             readiness,
             metrics,
             references,
+            credentials: None,
         }
+    }
+
+    /// Also waits for these credential watches to sync before turning readiness on (their
+    /// driver runs elsewhere), so the first admissions already see the cluster's pull secrets.
+    pub fn with_credentials(mut self, credentials: ClusterCredentials) -> Self {
+        self.credentials = Some(credentials);
+        self
     }
 
     /// What policies are compiled against right now, for the policy admission endpoint.
@@ -197,10 +208,24 @@ impl KubeSource {
         // Ends when `writes` is dropped with this task.
         tokio::spawn(writer.run(pending_writes, failed_writes));
 
+        let (credentials_synced, mut credentials_ready) =
+            tokio::sync::watch::channel(self.credentials.is_none());
+        if let Some(credentials) = self.credentials.clone() {
+            tokio::spawn(async move {
+                match credentials.wait_synced().await {
+                    Ok(()) => {
+                        let _ = credentials_synced.send(true);
+                    }
+                    Err(error) => error!(%error, "registry credentials never synced"),
+                }
+            });
+        }
+
         let mut state = State::new(&self);
         let mut retry_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
+                Ok(()) = credentials_ready.changed() => {}
                 batch = updates.next() => {
                     let Some(batch) = batch else {
                         error!("the cluster watches ended; policies stay as last loaded");
@@ -227,7 +252,7 @@ impl KubeSource {
                     error!("the status writer stopped; statuses are no longer updated");
                 }
             }
-            if !self.readiness.is_ready() && state.published {
+            if !self.readiness.is_ready() && state.published && *credentials_ready.borrow() {
                 info!(
                     policies = state.policy_cache.iter().count(),
                     "policies synced from the cluster; ready"
