@@ -1,6 +1,6 @@
 //! Cluster mode against a real kube-apiserver (kube-local, v1.20.2): the policy source, status
-//! on the policies, the cluster credential source, and `/validate-policy` behind a real
-//! ValidatingWebhookConfiguration.
+//! on the policies, `verity serve --kubeconfig`, the cluster credential source, and
+//! `/validate-policy` behind a real ValidatingWebhookConfiguration.
 //!
 //! One apiserver serves every scenario (it takes seconds to start), so the scenarios run in
 //! order inside one test, each on its own object names.

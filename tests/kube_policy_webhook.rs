@@ -248,8 +248,7 @@ async fn references_that_do_not_exist_yet_are_warnings() {
             "invalid value: not-yet: spec.authorities[0].key.secretRef.name secret \"not-yet\" not found; the policy is admitted, but until this resolves it loads as broken and denies every image it matches",
         ]
     );
-    // Its own errors still deny, with the reference warnings alongside nothing: the denial names
-    // only what is wrong with the policy.
+    // Its own errors still deny, and the denial names only what is wrong with the policy itself.
     let both = cip(
         "v1alpha1",
         "images: [{glob: 'ghcr.io/**'}]\nmode: garbage\nauthorities: [{key: {secretRef: {name: not-yet}}}]",
