@@ -6,18 +6,20 @@
 //! [`References`] rebuilt when what they hold changed, and policies recompiled only when their
 //! inputs changed (spec, validation settings, the Secrets and TrustRoots they name). When any
 //! entry changed, a whole new snapshot replaces the index. A policy that fails to compile stays
-//! in the index as [`PolicyEntry::Broken`](crate::policy::index::PolicyEntry::Broken), denying the
-//! images it matches with the error; a TrustRoot that fails makes the policies naming it broken.
+//! in the index as [`PolicyEntry::Broken`], denying the images it matches with the error; a
+//! TrustRoot that fails makes the policies naming it broken.
 //!
 //! Readiness turns true once every watch has listed once (with [`KubeSource::with_credentials`],
 //! the registry credential watches too) and the first snapshot is in place.
-//! Watch errors are logged, counted and retried with backoff; until a relist completes the
+//! Watch errors are logged, counted in `verity_policy_load_errors_total{source="kube"}` (as are
+//! policies and TrustRoots that fail to compile) and retried with backoff; until a relist completes the
 //! previous objects stay, so a lost watch never empties the index. `status` (a `Ready`
 //! condition and `observedGeneration`) is written on ClusterImagePolicies and TrustRoots when it
-//! changes, by a separate task ([`status::StatusWriter`]).
+//! changes, by a separate task (`status::StatusWriter`).
 //!
 //! ClusterImagePolicies are watched as v1alpha1, the stored version: with conversion `None`,
-//! objects written as v1beta1 are served through the v1alpha1 watch as well.
+//! objects written as v1beta1 are served through the v1alpha1 watch as well (asserted against a
+//! real apiserver in tests/kube_cluster.rs).
 
 mod assess;
 mod cache;

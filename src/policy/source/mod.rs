@@ -1,5 +1,5 @@
 //! Where policies come from: YAML files (standalone) or a Kubernetes watch. Both turn
-//! documents into a whole [`PolicySnapshot`](super::index::PolicySnapshot) with the same
+//! documents into a whole [`PolicySnapshot`] with the same
 //! functions: [`compiled::compile`] for policies, [`compile_trust_root`] for TrustRoots, and
 //! [`References`] for what policies refer to by name.
 
