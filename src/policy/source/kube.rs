@@ -12,8 +12,8 @@
 //! Readiness turns true once every watch has listed once (with [`KubeSource::with_credentials`],
 //! the registry credential watches too) and the first snapshot is in place.
 //! Watch errors are logged, counted in `verity_policy_load_errors_total{source="kube"}` (as are
-//! policies and TrustRoots that fail to compile) and retried with backoff; until a relist completes the
-//! previous objects stay, so a lost watch never empties the index. `status` (a `Ready`
+//! policies and TrustRoots that fail to compile) and retried with backoff; until a relist
+//! completes the previous objects stay, so a lost watch never empties the index. `status` (a `Ready`
 //! condition and `observedGeneration`) is written on ClusterImagePolicies and TrustRoots when it
 //! changes, by a separate task (`status::StatusWriter`).
 //!
