@@ -13,9 +13,10 @@
 //! the registry credential watches too) and the first snapshot is in place.
 //! Watch errors are logged, counted in `verity_policy_load_errors_total{source="kube"}` (as are
 //! policies and TrustRoots that fail to compile) and retried with backoff; until a relist
-//! completes the previous objects stay, so a lost watch never empties the index. `status` (a `Ready`
-//! condition and `observedGeneration`) is written on ClusterImagePolicies and TrustRoots when it
-//! changes, by a separate task (`status::StatusWriter`).
+//! completes the previous objects stay, so a lost watch never empties the index.
+//!
+//! `status` (a `Ready` condition and `observedGeneration`) is written on ClusterImagePolicies
+//! and TrustRoots when it changes, by a separate task (`status::StatusWriter`).
 //!
 //! ClusterImagePolicies are watched as v1alpha1, the stored version: with conversion `None`,
 //! objects written as v1beta1 are served through the v1alpha1 watch as well (asserted against a
