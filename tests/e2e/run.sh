@@ -11,7 +11,7 @@
 #      with the webhooks pointed at https://127.0.0.1:PORT (`webhook.url`) and a serving
 #      certificate from `kube-local cert` (`tls.mode=external`, caBundle = kube-local's CA);
 #   3. runs verity on this machine with a kubeconfig holding a token of the chart's
-#      ServiceAccount (`kubectl create token`), so it works under the chart's RBAC, not as admin;
+#      ServiceAccount (TokenRequest API), so it works under the chart's RBAC, not as admin;
 #   4. starts a Debian docker-registry on 127.0.0.1 (random port) and pushes an image with curl;
 #   5. runs the cases below with kubectl, printing what kubectl printed, and checks it.
 #
@@ -346,7 +346,10 @@ if ! $CASE_OK; then
 fi
 
 # A kubeconfig with a token of the chart's ServiceAccount: verity runs under the chart's RBAC.
-TOKEN=$(kubectl -n "$NS" create token "$SA" --duration=2h)
+# (The TokenRequest API directly: `kubectl create token` needs kubectl 1.24+, Debian's is 1.20.)
+TOKEN=$(echo '{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":7200}}' |
+  kubectl create --raw "/api/v1/namespaces/$NS/serviceaccounts/$SA/token" -f - | jq -r .status.token)
+[[ -n $TOKEN && $TOKEN != null ]] || { echo "e2e: no token for ServiceAccount $NS/$SA" >&2; exit 1; }
 SERVER=$(kubectl config view --minify -o jsonpath='{.clusters[0].cluster.server}')
 SERVER_CA=$(kubectl config view --minify --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')
 if [[ -z $SERVER_CA ]]; then
