@@ -27,12 +27,15 @@ use crate::policy::index::{NoMatchPolicy, PolicyIndex, Settings};
 use crate::policy::source::file::{self, FileWatcher};
 use crate::policy::source::{Documents, LoadOptions, build_snapshot};
 use crate::policy::validate::ValidationOptions;
+use crate::registry::{
+    CredentialSource, Keychain, RegistryClient, RegistryConfig, ReloadableCredentials,
+};
 use crate::server::admin::{Admin, Readiness};
 use crate::server::webhook::{self, WebhookSettings, parse_go_duration};
 use crate::server::{Server, ServerConfig, ShutdownSignal};
 use crate::telemetry::{self, LogFormat};
 use crate::verify::trust::TrustMaterial;
-use crate::verify::{RequestContext, Verifier};
+use crate::verify::{CacheSettings, RequestContext, Verifier, VerifierConfig};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,7 +54,7 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Evaluate images as an admission would and explain the outcome (exit 0 allowed, 1 denied,
     /// 2 usage or invalid policies).
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
     /// Validate ClusterImagePolicy and TrustRoot documents (exit 1 on errors).
     Validate(ValidateArgs),
     /// Write a development CA and a serving certificate signed by it.
@@ -150,6 +153,94 @@ impl PolicyArgs {
     }
 }
 
+/// How registries are reached and results cached.
+#[derive(Debug, Args)]
+struct RegistryArgs {
+    /// A docker config.json whose credentials are used after the workload's pull secrets.
+    #[arg(long, env = "VERITY_DOCKER_CONFIG")]
+    docker_config: Option<PathBuf>,
+    /// HOST[:PORT]=FILE: a PEM CA bundle trusted (besides the system roots) for that registry;
+    /// repeatable.
+    #[arg(
+        long = "registry-ca",
+        env = "VERITY_REGISTRY_CA",
+        value_delimiter = ',',
+        value_name = "HOST=FILE"
+    )]
+    registry_ca: Vec<String>,
+    /// HOST[:PORT] reached over plain HTTP (test registries); repeatable.
+    #[arg(
+        long = "insecure-registry",
+        env = "VERITY_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    insecure_registry: Vec<String>,
+    /// Longest wait for one registry call.
+    #[arg(long, env = "VERITY_REGISTRY_TIMEOUT", default_value = "5s", value_parser = duration)]
+    registry_timeout: Duration,
+    /// How long a passed verification is reused.
+    #[arg(long, env = "VERITY_CACHE_TTL", default_value = "10m", value_parser = duration)]
+    cache_ttl: Duration,
+    /// How long a definite failure (no or invalid signatures) is reused; registry errors never are.
+    #[arg(long, env = "VERITY_NEGATIVE_CACHE_TTL", default_value = "30s", value_parser = duration)]
+    negative_cache_ttl: Duration,
+    /// How long a tag → digest resolution is reused.
+    #[arg(long, env = "VERITY_DIGEST_CACHE_TTL", default_value = "30s", value_parser = duration)]
+    digest_cache_ttl: Duration,
+    /// Most results kept in each cache.
+    #[arg(long, env = "VERITY_CACHE_SIZE", default_value_t = 10_000)]
+    cache_size: usize,
+}
+
+impl RegistryArgs {
+    fn verifier(
+        &self,
+        metrics: &Metrics,
+        credentials: Arc<dyn CredentialSource>,
+    ) -> anyhow::Result<Verifier> {
+        let mut registry_cas = Vec::with_capacity(self.registry_ca.len());
+        for entry in &self.registry_ca {
+            let (host, file) = entry
+                .split_once('=')
+                .with_context(|| format!("--registry-ca {entry:?}: expected HOST=FILE"))?;
+            let pem = std::fs::read(file)
+                .with_context(|| format!("--registry-ca {host}: cannot read {file}"))?;
+            registry_cas.push((host.to_string(), pem));
+        }
+        let registry = RegistryClient::new(
+            RegistryConfig {
+                insecure_registries: self.insecure_registry.clone(),
+                registry_cas,
+                request_timeout: self.registry_timeout,
+                ..RegistryConfig::default()
+            },
+            Some(metrics.clone()),
+        )?;
+        let docker_config = match &self.docker_config {
+            Some(path) => {
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("cannot read --docker-config {}", path.display()))?;
+                Keychain::from_docker_config_json(&bytes)
+                    .with_context(|| format!("invalid --docker-config {}", path.display()))?
+            }
+            None => Keychain::anonymous(),
+        };
+        Ok(Verifier::new(VerifierConfig {
+            registry,
+            docker_config,
+            credentials,
+            cache: CacheSettings {
+                positive_ttl: self.cache_ttl,
+                negative_ttl: self.negative_cache_ttl,
+                digest_ttl: self.digest_cache_ttl,
+                capacity: self.cache_size,
+            },
+            metrics: metrics.clone(),
+        }))
+    }
+}
+
 fn duration(text: &str) -> Result<Duration, String> {
     parse_go_duration(text)
         .ok_or_else(|| format!("invalid duration {text:?} (examples: 9s, 500ms, 1m)"))
@@ -171,6 +262,8 @@ struct ServeArgs {
     tls_key: PathBuf,
     #[command(flatten)]
     policy: PolicyArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
     #[arg(long, env = "VERITY_LOG_FORMAT", value_enum, default_value = "plain")]
     log_format: LogFormatArg,
     /// Log filter, e.g. `info` or `verity=debug,info`.
@@ -197,6 +290,8 @@ struct ServeArgs {
 struct VerifyArgs {
     #[command(flatten)]
     policy: PolicyArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
     /// A Kubernetes object (YAML or JSON) to admit; its kind, labels and images are used.
     /// IMAGE arguments, when given, replace its containers' images.
     #[arg(long)]
@@ -251,7 +346,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(*args).await.map(|()| ExitCode::SUCCESS),
-        Command::Verify(args) => return verify(args).await,
+        Command::Verify(args) => return verify(*args).await,
         Command::Validate(args) => Ok(validate(args)),
         Command::DevCerts(args) => dev_certs(args),
         Command::Crds => crds(),
@@ -273,9 +368,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let readiness = Readiness::new();
 
     let load = args.policy.load_options()?;
-    let (snapshot, warnings, fingerprint) = file::load(&args.policy.policies, &load, 1)
+    let loaded = file::load(&args.policy.policies, &load, 1)
         .map_err(|err| anyhow::anyhow!("invalid policies, refusing to start:\n{err}"))?;
-    for warning in &warnings {
+    let snapshot = loaded.snapshot;
+    let credentials = ReloadableCredentials::new(loaded.credentials);
+    for warning in &loaded.warnings {
         warn!(%warning, "policy warning");
     }
     metrics.policies_loaded.set(snapshot.len() as i64);
@@ -286,7 +383,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let index = Arc::new(PolicyIndex::new(snapshot));
 
-    let admission = Admission::new(Arc::clone(&index), Verifier::offline(), metrics.clone());
+    let verifier = args.registry.verifier(
+        &metrics,
+        Arc::clone(&credentials) as Arc<dyn CredentialSource>,
+    )?;
+    let admission = Admission::new(Arc::clone(&index), verifier, metrics.clone());
     let webhook = webhook::router(
         admission,
         WebhookSettings {
@@ -315,9 +416,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         load,
         interval: args.policy_reload_interval,
         index,
+        credentials,
         metrics,
     };
-    let watching = tokio::spawn(watcher.run(fingerprint));
+    let watching = tokio::spawn(watcher.run(loaded.fingerprint));
     readiness.set_ready();
     server
         .run(async move {
@@ -404,14 +506,14 @@ async fn verify(args: VerifyArgs) -> ExitCode {
         .load_options()
         .map_err(|e| format!("{e:#}"))
         .and_then(|load| file::load(&args.policy.policies, &load, 1).map_err(|e| e.to_string()));
-    let (snapshot, warnings, _) = match loaded {
+    let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("error: invalid policies:\n{err}");
             return ExitCode::from(2);
         }
     };
-    for warning in warnings {
+    for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
     let target = match Target::from_args(args.resource.as_deref(), &args.images) {
@@ -421,11 +523,19 @@ async fn verify(args: VerifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let verifier = Verifier::offline();
-    let context = RequestContext {
-        namespace: None,
-        deadline: Instant::now() + args.timeout,
+    let snapshot = loaded.snapshot;
+    let credentials: Arc<dyn CredentialSource> = Arc::new(loaded.credentials);
+    let verifier = match Metrics::unregistered()
+        .map_err(anyhow::Error::from)
+        .and_then(|metrics| args.registry.verifier(&metrics, credentials))
+    {
+        Ok(verifier) => verifier,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
     };
+    let context = RequestContext::standalone(Instant::now() + args.timeout);
     let results = Evaluation {
         snapshot: &snapshot,
         verifier: &verifier,
@@ -525,6 +635,7 @@ fn as_containers(spec_path: &str, images: &[String]) -> Vec<ContainerImage> {
         .enumerate()
         .map(|(index, image)| ContainerImage {
             path: format!("{spec_path}.containers[{index}].image"),
+            pointer: format!("/{}/containers/{index}/image", spec_path.replace('.', "/")),
             image: image.clone(),
         })
         .collect()

@@ -11,6 +11,8 @@
 // clippy.toml allows these inside #[test] functions only; the helpers here are test code too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::time::Duration;
 
 use base64::Engine;
@@ -18,15 +20,20 @@ use rcgen::string::Ia5String;
 use rcgen::{
     BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, OtherNameValue, PublicKeyData,
-    SanType, SerialNumber, SigningKey,
+    SanType, SerialNumber,
 };
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use verity::verify::cert::{
     CertError, CertificateIdentity, MAX_PRESENTED_INTERMEDIATES, POLICY_CA_CERT, VerifiedLeaf,
     certificates_from_pem, identity_of, verify_embedded_sct, verify_leaf,
 };
 use verity::verify::trust::{CertificateAuthority, LogKey, TimeRange};
+
+// The SCT construction is shared with the signing toolkit's test Fulcio.
+use support::signing::ct::{
+    OID_SCT_LIST, SctSpec, TestCtLog as CtLog, der_octet_string, der_utf8_string, make_sct,
+    sct_list_extension, tbs_of,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Production vectors
@@ -435,7 +442,6 @@ const WORKFLOW: &str = "https://github.com/org/repo/.github/workflows/release.ym
 const OID_ISSUER_V1: &[u64] = &[1, 3, 6, 1, 4, 1, 57264, 1, 1];
 const OID_ISSUER_V2: &[u64] = &[1, 3, 6, 1, 4, 1, 57264, 1, 8];
 const OID_USERNAME: &[u64] = &[1, 3, 6, 1, 4, 1, 57264, 1, 7];
-const OID_SCT_LIST: &[u64] = &[1, 3, 6, 1, 4, 1, 11129, 2, 4, 2];
 
 fn set_validity(params: &mut CertificateParams, from: i64, to: i64) {
     let epoch = rcgen::date_time_ymd(1970, 1, 1);
@@ -531,30 +537,6 @@ impl Pki {
 
     fn issue(&self, spec: &LeafSpec) -> Vec<u8> {
         issue(spec, &self.intermediate)
-    }
-}
-
-fn der_utf8_string(text: &str) -> Vec<u8> {
-    let mut out = vec![0x0c];
-    out.extend(der_length(text.len()));
-    out.extend_from_slice(text.as_bytes());
-    out
-}
-
-fn der_octet_string(bytes: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x04];
-    out.extend(der_length(bytes.len()));
-    out.extend_from_slice(bytes);
-    out
-}
-
-fn der_length(len: usize) -> Vec<u8> {
-    if len < 0x80 {
-        vec![len as u8]
-    } else if len < 0x100 {
-        vec![0x81, len as u8]
-    } else {
-        vec![0x82, (len >> 8) as u8, len as u8]
     }
 }
 
@@ -1468,130 +1450,28 @@ fn identity_of_production_leaves() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SCTs from test CT logs (the signing side of RFC 6962, written here)
+// SCTs from test CT logs (the signing side of RFC 6962 lives in support::signing::ct)
 // ---------------------------------------------------------------------------------------------
 
 /// The SCT timestamp used unless a test says otherwise (ms).
 const SCT_TIME_MS: u64 = (AT as u64) * 1000 + 615;
 
-struct CtLog {
-    key: KeyPair,
-    url: &'static str,
-}
-
+// `CtLog` and `SctSpec` are the toolkit's (same crate), given this file's defaults here.
 impl CtLog {
-    fn p256(url: &'static str) -> CtLog {
-        CtLog {
-            key: KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(),
-            url,
-        }
-    }
-
-    fn spki(&self) -> Vec<u8> {
-        self.key.subject_public_key_info()
-    }
-
-    fn log_id(&self) -> Vec<u8> {
-        Sha256::digest(self.spki()).to_vec()
-    }
-
+    /// The log as trusted by these tests: valid from a year before [`BASE`].
     fn trusted(&self) -> LogKey {
-        LogKey {
-            base_url: self.url.to_string(),
-            log_id: self.log_id(),
-            spki_der: self.spki(),
-            valid_for: TimeRange {
-                start: Some(BASE - YEAR),
-                end: None,
-            },
-        }
+        self.log_key_valid_for(TimeRange {
+            start: Some(BASE - YEAR),
+            end: None,
+        })
     }
 }
 
-/// Fields of an SCT to make; `Default` is a well-formed v1 SCT with ECDSA/SHA-256.
-#[derive(Clone)]
-struct SctSpec {
-    version: u8,
-    timestamp_ms: u64,
-    extensions: Vec<u8>,
-    hash_algorithm: u8,
-    signature_algorithm: u8,
-}
-
+/// `Default` is a well-formed v1 SCT with ECDSA/SHA-256 at [`SCT_TIME_MS`].
 impl Default for SctSpec {
     fn default() -> Self {
-        SctSpec {
-            version: 0,
-            timestamp_ms: SCT_TIME_MS,
-            extensions: vec![],
-            hash_algorithm: 4,
-            signature_algorithm: 3,
-        }
+        SctSpec::at(SCT_TIME_MS)
     }
-}
-
-/// The TBSCertificate of a DER certificate: the first element of the outer SEQUENCE.
-fn tbs_of(cert: &[u8]) -> Vec<u8> {
-    fn header(bytes: &[u8]) -> (usize, usize) {
-        assert_eq!(bytes[0], 0x30, "expected a SEQUENCE");
-        let first = bytes[1];
-        if first < 0x80 {
-            return (2, usize::from(first));
-        }
-        let count = usize::from(first & 0x7f);
-        let len = bytes[2..2 + count]
-            .iter()
-            .fold(0usize, |len, byte| (len << 8) | usize::from(*byte));
-        (2 + count, len)
-    }
-    let (outer_header, _) = header(cert);
-    let inner = &cert[outer_header..];
-    let (tbs_header, tbs_len) = header(inner);
-    inner[..tbs_header + tbs_len].to_vec()
-}
-
-/// RFC 6962 §3.2 signed data for a precertificate entry.
-fn sct_signed_data(spec: &SctSpec, issuer_spki: &[u8], tbs: &[u8]) -> Vec<u8> {
-    let mut data = vec![spec.version, 0];
-    data.extend(spec.timestamp_ms.to_be_bytes());
-    data.extend([0, 1]);
-    data.extend(Sha256::digest(issuer_spki));
-    let len = tbs.len() as u32;
-    data.extend(&len.to_be_bytes()[1..]);
-    data.extend(tbs);
-    data.extend((spec.extensions.len() as u16).to_be_bytes());
-    data.extend(&spec.extensions);
-    data
-}
-
-/// A serialized `SignedCertificateTimestamp` by `log` over `tbs` issued by `issuer_spki`.
-fn make_sct(log: &CtLog, spec: &SctSpec, issuer_spki: &[u8], tbs: &[u8]) -> Vec<u8> {
-    let signature = log
-        .key
-        .sign(&sct_signed_data(spec, issuer_spki, tbs))
-        .unwrap();
-    let mut sct = vec![spec.version];
-    sct.extend(log.log_id());
-    sct.extend(spec.timestamp_ms.to_be_bytes());
-    sct.extend((spec.extensions.len() as u16).to_be_bytes());
-    sct.extend(&spec.extensions);
-    sct.extend([spec.hash_algorithm, spec.signature_algorithm]);
-    sct.extend((signature.len() as u16).to_be_bytes());
-    sct.extend(signature);
-    sct
-}
-
-/// The embedded SCT list extension: DER OCTET STRING around `opaque<..2^16-1>` of
-/// `opaque<..2^16-1>` SCTs.
-fn sct_list_extension(scts: &[Vec<u8>]) -> CustomExtension {
-    let mut list = Vec::new();
-    for sct in scts {
-        list.extend((sct.len() as u16).to_be_bytes());
-        list.extend(sct);
-    }
-    let mut tls = (list.len() as u16).to_be_bytes().to_vec();
-    tls.extend(list);
-    CustomExtension::from_oid_content(OID_SCT_LIST, der_octet_string(&tls))
 }
 
 /// Issues `spec` twice, as a CA does: first without the SCT list (the precertificate TBS the
@@ -1645,10 +1525,10 @@ fn sct_with_extensions_verifies() {
 #[test]
 fn sct_from_an_rsa_log_verifies() {
     let pki = Pki::new();
-    let log = CtLog {
-        key: KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap(),
-        url: "https://rsa-ct.test",
-    };
+    let log = CtLog::with_key(
+        KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap(),
+        "https://rsa-ct.test",
+    );
     let spec = SctSpec {
         signature_algorithm: 1,
         ..SctSpec::default()
@@ -1819,10 +1699,10 @@ fn sct_with_a_signature_algorithm_that_does_not_fit_the_key_fails() {
 fn sct_claiming_ecdsa_from_an_rsa_log_fails() {
     // The signature is a genuine RSA signature by the trusted log, but the SCT says ECDSA.
     let pki = Pki::new();
-    let log = CtLog {
-        key: KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap(),
-        url: "https://rsa-ct.test",
-    };
+    let log = CtLog::with_key(
+        KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048).unwrap(),
+        "https://rsa-ct.test",
+    );
     let leaf = leaf_with_sct(&pki, &log, &SctSpec::default());
     let err = verify_embedded_sct(&leaf, &pki.intermediate.der, &[log.trusted()]).unwrap_err();
     assert_sct_unverified(

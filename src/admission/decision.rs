@@ -216,6 +216,7 @@ mod tests {
     fn image(path: &str, image: &str) -> ContainerImage {
         ContainerImage {
             path: path.to_string(),
+            pointer: String::new(),
             image: image.to_string(),
         }
     }

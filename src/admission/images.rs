@@ -72,6 +72,9 @@ impl WorkloadKind {
 pub struct ContainerImage {
     /// JSON field path, e.g. `spec.template.spec.containers[0].image`.
     pub path: String,
+    /// JSON pointer to the same string, e.g. `/spec/template/spec/containers/0/image` (for
+    /// patches; image volumes point at `…/image/reference`).
+    pub pointer: String,
     pub image: String,
 }
 
@@ -106,6 +109,11 @@ pub fn images_of(kind: WorkloadKind, object: &Value) -> Result<Vec<ContainerImag
         };
     }
 
+    let spec_pointer: String = kind
+        .pod_spec_path()
+        .iter()
+        .map(|s| format!("/{s}"))
+        .collect();
     let mut images = Vec::new();
     for list in ["initContainers", "containers", "ephemeralContainers"] {
         for (index, container) in array_at(kind, pod_spec, list, &spec_path)?
@@ -116,6 +124,7 @@ pub fn images_of(kind: WorkloadKind, object: &Value) -> Result<Vec<ContainerImag
             match container.get("image") {
                 Some(Value::String(image)) => images.push(ContainerImage {
                     path,
+                    pointer: format!("{spec_pointer}/{list}/{index}/image"),
                     image: image.clone(),
                 }),
                 // The apiserver rejects containers without an image after admission.
@@ -132,6 +141,7 @@ pub fn images_of(kind: WorkloadKind, object: &Value) -> Result<Vec<ContainerImag
         match volume.get("image").and_then(|image| image.get("reference")) {
             Some(Value::String(image)) => images.push(ContainerImage {
                 path,
+                pointer: format!("{spec_pointer}/volumes/{index}/image/reference"),
                 image: image.clone(),
             }),
             None | Some(Value::Null) => {}
@@ -155,6 +165,42 @@ fn array_at<'a>(
             path: format!("{spec_path}.{field}"),
             problem: "is not a list",
         }),
+    }
+}
+
+/// The pod spec's service account and image pull secrets, for registry credentials.
+pub fn workload_credentials(
+    kind: WorkloadKind,
+    object: &Value,
+    namespace: Option<&str>,
+) -> crate::registry::WorkloadCredentials {
+    let pod_spec = kind
+        .pod_spec_path()
+        .iter()
+        .try_fold(object, |value, segment| value.get(segment));
+    let service_account = pod_spec.and_then(|spec| {
+        spec.get("serviceAccountName")
+            .or_else(|| spec.get("serviceAccount"))
+            .and_then(Value::as_str)
+            .filter(|name| !name.is_empty())
+            .map(str::to_string)
+    });
+    let image_pull_secrets = pod_spec
+        .and_then(|spec| spec.get("imagePullSecrets"))
+        .and_then(Value::as_array)
+        .map(|secrets| {
+            secrets
+                .iter()
+                .filter_map(|s| s.get("name").and_then(Value::as_str))
+                .filter(|name| !name.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::registry::WorkloadCredentials {
+        namespace: namespace.map(str::to_string),
+        service_account,
+        image_pull_secrets,
     }
 }
 
@@ -232,6 +278,36 @@ mod tests {
             ]
         );
         assert_eq!(images[2].image, "ghcr.io/org/data:v1");
+        let pointers: Vec<&str> = images.iter().map(|i| i.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/spec/containers/0/image",
+                "/spec/ephemeralContainers/0/image",
+                "/spec/volumes/1/image/reference"
+            ]
+        );
+        let cron = images_of(WorkloadKind::CronJob, &fixture("cronjob")).unwrap();
+        assert_eq!(
+            cron[0].pointer,
+            "/spec/jobTemplate/spec/template/spec/containers/0/image"
+        );
+    }
+
+    #[test]
+    fn credentials_of_a_workload() {
+        let deployment = json!({"spec": {"template": {"spec": {
+            "serviceAccountName": "builder",
+            "imagePullSecrets": [{"name": "regcred"}, {"name": ""}, {"name": "other"}],
+            "containers": [{"image": "a"}]
+        }}}});
+        let credentials =
+            workload_credentials(WorkloadKind::Deployment, &deployment, Some("team-a"));
+        assert_eq!(credentials.namespace.as_deref(), Some("team-a"));
+        assert_eq!(credentials.service_account.as_deref(), Some("builder"));
+        assert_eq!(credentials.image_pull_secrets, ["regcred", "other"]);
+        let bare = workload_credentials(WorkloadKind::Pod, &json!({"spec": {}}), None);
+        assert_eq!(bare, crate::registry::WorkloadCredentials::default());
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod evaluate;
 pub mod explain;
 pub mod images;
 pub mod message;
+pub mod mutate;
 pub mod review;
 
 use std::collections::BTreeMap;
@@ -99,14 +100,41 @@ impl Admission {
     }
 
     fn record(&self, decision: &str, reason: &str, started: Instant) {
+        self.record_for("validate", decision, reason, started);
+    }
+
+    fn record_for(&self, endpoint: &str, decision: &str, reason: &str, started: Instant) {
         self.metrics
             .admission_requests
             .with_label_values(&[decision, reason])
             .inc();
         self.metrics
             .admission_duration
-            .with_label_values(&["validate", decision])
+            .with_label_values(&[endpoint, decision])
             .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Answers a mutating AdmissionReview with a digest-pinning patch (possibly empty). Always
+    /// allows; undecodable requests are allowed unpatched, since validation reports them.
+    pub async fn mutate_review(&self, body: &[u8], deadline: Instant) -> AdmissionReviewResponse {
+        let started = Instant::now();
+        let request = match review::decode(body) {
+            Ok(request) => request,
+            Err(err) => {
+                warn!(uid = %err.uid, error = %err.message, "undecodable mutation request");
+                self.record_for("mutate", "allow", "bad_request", started);
+                return AdmissionResponse::allow(&err.uid).into();
+            }
+        };
+        let snapshot = self.index.snapshot();
+        let pinning = mutate::pin(&request, &snapshot, &self.verifier, deadline).await;
+        let decision = if pinning.operations.is_empty() {
+            "allow"
+        } else {
+            "patch"
+        };
+        self.record_for("mutate", decision, "mutated", started);
+        pinning.into_response(&request.uid).into()
     }
 
     /// The decision for one request.
@@ -155,7 +183,7 @@ impl Admission {
         );
         let labels = labels_of(object);
         let context = RequestContext {
-            namespace: request.namespace.clone(),
+            workload: images::workload_credentials(kind, object, request.namespace.as_deref()),
             deadline,
         };
         let results = Evaluation {

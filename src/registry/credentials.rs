@@ -6,6 +6,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use super::keychain::Keychain;
 
@@ -63,5 +66,34 @@ impl CredentialSource for DocumentCredentials {
 
     fn named_keychain(&self, _namespace: Option<&str>, names: &[String]) -> Keychain {
         self.keychain_of(names)
+    }
+}
+
+/// File mode credentials that follow policy-file reloads: the current [`DocumentCredentials`],
+/// swapped whole.
+#[derive(Debug, Default)]
+pub struct ReloadableCredentials {
+    current: ArcSwap<DocumentCredentials>,
+}
+
+impl ReloadableCredentials {
+    pub fn new(initial: DocumentCredentials) -> Arc<Self> {
+        Arc::new(ReloadableCredentials {
+            current: ArcSwap::from_pointee(initial),
+        })
+    }
+
+    pub fn replace(&self, credentials: DocumentCredentials) {
+        self.current.store(Arc::new(credentials));
+    }
+}
+
+impl CredentialSource for ReloadableCredentials {
+    fn workload_keychain(&self, workload: &WorkloadCredentials) -> Keychain {
+        self.current.load().workload_keychain(workload)
+    }
+
+    fn named_keychain(&self, namespace: Option<&str>, names: &[String]) -> Keychain {
+        self.current.load().named_keychain(namespace, names)
     }
 }

@@ -26,7 +26,9 @@ pub mod keychain;
 pub mod manifest;
 
 pub use client::{RegistryClient, RegistryConfig};
-pub use credentials::{CredentialSource, DocumentCredentials, WorkloadCredentials};
+pub use credentials::{
+    CredentialSource, DocumentCredentials, ReloadableCredentials, WorkloadCredentials,
+};
 pub use error::RegistryError;
 pub use keychain::{Credential, Keychain, normalize_registry};
 pub use manifest::{

@@ -49,7 +49,14 @@ struct WebhookState {
     metrics: Metrics,
 }
 
-/// The webhook router: `POST /validate`.
+/// Which answer a request gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Endpoint {
+    Validate,
+    Mutate,
+}
+
+/// The webhook router: `POST /validate` and `POST /mutate`.
 pub fn router(admission: Admission, settings: WebhookSettings, metrics: Metrics) -> Router {
     let state = WebhookState {
         slots: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
@@ -59,6 +66,7 @@ pub fn router(admission: Admission, settings: WebhookSettings, metrics: Metrics)
     };
     Router::new()
         .route("/validate", post(validate))
+        .route("/mutate", post(mutate))
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .with_state(state)
 }
@@ -66,6 +74,23 @@ pub fn router(admission: Admission, settings: WebhookSettings, metrics: Metrics)
 async fn validate(
     State(state): State<WebhookState>,
     RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(Endpoint::Validate, state, query, body).await
+}
+
+async fn mutate(
+    State(state): State<WebhookState>,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(Endpoint::Mutate, state, query, body).await
+}
+
+async fn answer(
+    endpoint: Endpoint,
+    state: WebhookState,
+    query: Option<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let received = Instant::now();
@@ -94,7 +119,11 @@ async fn validate(
         );
         return axum::Json(AdmissionReviewResponse::from(answer)).into_response();
     };
-    axum::Json(state.admission.review(&body, deadline).await).into_response()
+    let answer = match endpoint {
+        Endpoint::Validate => state.admission.review(&body, deadline).await,
+        Endpoint::Mutate => state.admission.mutate_review(&body, deadline).await,
+    };
+    axum::Json(answer).into_response()
 }
 
 fn body_rejected(state: &WebhookState, rejection: BytesRejection) -> Response {

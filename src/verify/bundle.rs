@@ -137,6 +137,8 @@ pub struct Subject {
     pub name: Option<String>,
     /// Algorithm (`sha256`) → lower-case hex digest, as the statement gives it.
     pub digests: BTreeMap<String, String>,
+    /// String annotations of the subject (cosign v3 `sign -a k=v`).
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -574,9 +576,23 @@ pub fn parse_statement(payload: &[u8]) -> Result<InTotoStatement, BundleError> {
                 .ok_or_else(|| subject.error(&format!("digest.{algorithm}"), "is not a string"))?;
             digests.insert(algorithm.clone(), hex.to_string());
         }
+        // cosign v3 puts `cosign sign -a k=v` annotations on the subject.
+        let mut annotations = BTreeMap::new();
+        if let Some(found) = subject.optional("annotations") {
+            let found = found
+                .as_object()
+                .ok_or_else(|| subject.error("annotations", "is not an object"))?;
+            for (key, value) in found {
+                let text = value.as_str().ok_or_else(|| {
+                    subject.error(&format!("annotations.{key}"), "is not a string")
+                })?;
+                annotations.insert(key.clone(), text.to_string());
+            }
+        }
         subjects.push(Subject {
             name: subject.optional_string("name")?.map(str::to_string),
             digests,
+            annotations,
         });
     }
     if top.optional("subject").is_none() {

@@ -4,15 +4,19 @@
 pub mod bundle;
 pub mod cert;
 pub mod checkpoint;
+pub mod discovery;
 pub mod key;
+pub mod keyed;
+pub mod keyless;
 pub mod merkle;
 pub mod pem;
 pub mod rekor;
+pub mod simple_signing;
 pub mod static_policy;
 pub mod trust;
 mod verifier;
 
 pub use verifier::{
-    AuthorityOutcome, Evidence, Failure, RequestContext, ResolveError, Verifier, failure_prefix,
-    signed_name,
+    AuthorityOutcome, CacheSettings, Evidence, Failure, RequestContext, ResolveError, Verifier,
+    VerifierConfig, failure_prefix, signed_name,
 };

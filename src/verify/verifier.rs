@@ -1,19 +1,45 @@
-//! The verification entry point: one image against one authority.
+//! The verification entry point: one image against one authority, with the registry, the
+//! credentials and the caches behind it.
+//!
+//! Results are cached by (signature repository, image digest, authority fingerprint), where the
+//! fingerprint covers the authority's content and the keys and trust roots it resolved to:
+//! positive results for a long TTL, definite negatives for a short one, transient failures
+//! (registry errors, timeouts) never. Concurrent requests for the same key share one
+//! verification; tag → digest resolutions are cached briefly and shared the same way.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::image::{Digest, ImageRef};
-use crate::policy::compiled::{AuthorityKind, CompiledAuthority};
+use crate::cache::{Cache, Lookup};
+use crate::image::{Digest, ImageRef, Repository};
+use crate::metrics::Metrics;
+use crate::policy::compiled::{AuthorityKind, CompiledAuthority, SignatureSource};
+use crate::registry::{
+    CredentialSource, Keychain, RegistryClient, RegistryError, WorkloadCredentials,
+};
 
+use super::discovery::{self, SignatureSite};
+use super::keyed::{self, KeyVerdict};
+use super::keyless::{self, KeylessVerdict};
 use super::static_policy;
 
 /// What verification needs to know about the request it serves.
 #[derive(Clone, Debug)]
 pub struct RequestContext {
-    /// Namespace of the admitted object (pull secrets live there).
-    pub namespace: Option<String>,
+    /// The admitted workload's namespace, service account and pull secrets.
+    pub workload: WorkloadCredentials,
     /// Verification must give up by then, leaving time to answer the apiserver.
     pub deadline: Instant,
+}
+
+impl RequestContext {
+    /// A context with no workload credentials (the CLI, tests).
+    pub fn standalone(deadline: Instant) -> Self {
+        RequestContext {
+            workload: WorkloadCredentials::default(),
+            deadline,
+        }
+    }
 }
 
 /// Why an authority was satisfied, for explanations.
@@ -63,30 +89,104 @@ impl AuthorityOutcome {
 }
 
 /// Why a tag could not be resolved to a digest.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ResolveError {
-    #[error(
-        "registry access is not available in this build, so {image} cannot be resolved to a digest"
-    )]
+    #[error("registry access is not configured, so {image} cannot be resolved to a digest")]
     NoRegistry { image: String },
+    #[error("{0}")]
+    Registry(RegistryError),
+    #[error("resolving {image} timed out at the request deadline")]
+    Timeout { image: String },
+    #[error("resolving {image} was interrupted")]
+    Interrupted { image: String },
 }
 
 impl ResolveError {
     pub fn reason(&self) -> &'static str {
         match self {
             ResolveError::NoRegistry { .. } => "no_registry",
+            ResolveError::Registry(err) => err.reason(),
+            ResolveError::Timeout { .. } => "timeout",
+            ResolveError::Interrupted { .. } => "interrupted",
         }
     }
 }
 
+/// How long results are kept, and how many.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheSettings {
+    pub positive_ttl: Duration,
+    pub negative_ttl: Duration,
+    pub digest_ttl: Duration,
+    pub capacity: usize,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        CacheSettings {
+            positive_ttl: Duration::from_secs(600),
+            negative_ttl: Duration::from_secs(30),
+            digest_ttl: Duration::from_secs(30),
+            capacity: 10_000,
+        }
+    }
+}
+
+/// Everything an online verifier needs.
+pub struct VerifierConfig {
+    pub registry: RegistryClient,
+    /// Credentials of `--docker-config`, used after the workload's.
+    pub docker_config: Keychain,
+    pub credentials: Arc<dyn CredentialSource>,
+    pub cache: CacheSettings,
+    pub metrics: Metrics,
+}
+
+type Outcome = Result<Evidence, Failure>;
+
+struct Online {
+    registry: RegistryClient,
+    docker_config: Keychain,
+    credentials: Arc<dyn CredentialSource>,
+    settings: CacheSettings,
+    results: Arc<Cache<String, Outcome>>,
+    digests: Arc<Cache<String, Result<Digest, ResolveError>>>,
+    metrics: Metrics,
+}
+
 /// Verifies images against authorities.
-#[derive(Clone, Debug, Default)]
-pub struct Verifier {}
+#[derive(Clone, Default)]
+pub struct Verifier {
+    online: Option<Arc<Online>>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("online", &self.online.is_some())
+            .finish()
+    }
+}
 
 impl Verifier {
-    /// A verifier without registry access: static authorities only.
+    /// A verifier without registry access: static authorities only; signature authorities fail
+    /// closed.
     pub fn offline() -> Self {
-        Verifier {}
+        Verifier { online: None }
+    }
+
+    pub fn new(config: VerifierConfig) -> Self {
+        Verifier {
+            online: Some(Arc::new(Online {
+                results: Cache::new(config.cache.capacity),
+                digests: Cache::new(config.cache.capacity),
+                registry: config.registry,
+                docker_config: config.docker_config,
+                credentials: config.credentials,
+                settings: config.cache,
+                metrics: config.metrics,
+            })),
+        }
     }
 
     /// Whether checking `authority` needs the image digest (and so possibly the registry).
@@ -94,40 +194,220 @@ impl Verifier {
         !matches!(authority.kind, AuthorityKind::Static { .. })
     }
 
-    /// The digest `image` points at.
+    /// The digest `image` points at: its own, or the registry's answer for its tag (cached).
     pub async fn resolve_digest(
         &self,
         image: &ImageRef,
-        _context: &RequestContext,
+        context: &RequestContext,
     ) -> Result<Digest, ResolveError> {
-        match image.digest() {
-            Some(digest) => Ok(digest.clone()),
-            None => Err(ResolveError::NoRegistry {
-                image: image.to_string(),
-            }),
+        if let Some(digest) = image.digest() {
+            return Ok(digest.clone());
         }
+        let Some(online) = &self.online else {
+            return Err(ResolveError::NoRegistry {
+                image: image.to_string(),
+            });
+        };
+        let keychain = online.image_keychain(&context.workload);
+        let registry = online.registry.clone();
+        let target = image.clone();
+        let ttl = online.settings.digest_ttl;
+        let deadline = tokio::time::Instant::from_std(context.deadline);
+        let (result, lookup) = online
+            .digests
+            .get_or_compute(image.to_string(), move || async move {
+                let result = match tokio::time::timeout_at(
+                    deadline,
+                    registry.resolve_digest(&target, &keychain),
+                )
+                .await
+                {
+                    Ok(Ok(digest)) => Ok(digest),
+                    Ok(Err(err)) => Err(ResolveError::Registry(err)),
+                    Err(_) => Err(ResolveError::Timeout {
+                        image: target.to_string(),
+                    }),
+                };
+                let keep = result.is_ok().then_some(ttl);
+                (result, keep)
+            })
+            .await;
+        online.count_cache("digest", lookup);
+        result.unwrap_or_else(|| {
+            Err(ResolveError::Interrupted {
+                image: image.to_string(),
+            })
+        })
     }
 
-    /// Checks `image` (its digest resolved when the authority needs one) against `authority`.
+    /// Checks `image` (pinned to its digest when the authority needs one) against `authority`.
     pub async fn verify(
         &self,
         image: &ImageRef,
         authority: &CompiledAuthority,
-        _context: &RequestContext,
+        context: &RequestContext,
     ) -> AuthorityOutcome {
+        let started = Instant::now();
         let result = match &authority.kind {
             AuthorityKind::Static { pass, message } => static_policy::evaluate(*pass, message),
-            AuthorityKind::Key(_) | AuthorityKind::Keyless(_) => Err(Failure::definite(format!(
-                "{}: {} authorities are not supported by this build of verity yet",
-                failure_prefix(authority, image),
-                authority.kind.label()
-            ))),
+            AuthorityKind::Key(_) | AuthorityKind::Keyless(_) => {
+                self.verify_signatures(image, authority, context).await
+            }
         };
+        if let Some(online) = &self.online {
+            let label = match &result {
+                Ok(_) => "pass",
+                Err(f) if f.transient => "error",
+                Err(_) => "fail",
+            };
+            online
+                .metrics
+                .verification_duration
+                .with_label_values(&[authority.kind.label(), label])
+                .observe(started.elapsed().as_secs_f64());
+        }
         AuthorityOutcome {
             authority: authority.name.clone(),
             kind: authority.kind.label(),
             result,
         }
+    }
+
+    async fn verify_signatures(
+        &self,
+        image: &ImageRef,
+        authority: &CompiledAuthority,
+        context: &RequestContext,
+    ) -> Outcome {
+        let prefix = failure_prefix(authority, image);
+        let Some(online) = &self.online else {
+            return Err(Failure::definite(format!(
+                "{prefix}: registry access is not configured, so signatures cannot be read"
+            )));
+        };
+        let Some(digest) = image.digest().cloned() else {
+            return Err(Failure::transient(format!(
+                "{prefix}: the image digest is unknown"
+            )));
+        };
+        let source = match &authority.kind {
+            AuthorityKind::Key(key) => &key.source,
+            AuthorityKind::Keyless(keyless) => &keyless.source,
+            AuthorityKind::Static { .. } => return static_policy::evaluate(false, ""),
+        };
+        let site = signature_site(image, source);
+        let key = format!("{}|{digest}|{}", site.repository, authority.fingerprint);
+        let keychain = Keychain::merged(&[
+            &online
+                .credentials
+                .named_keychain(context.workload.namespace.as_deref(), &source.pull_secrets),
+            &online.image_keychain(&context.workload),
+        ]);
+        let registry = online.registry.clone();
+        let authority = authority.clone();
+        let settings = online.settings;
+        let deadline = tokio::time::Instant::from_std(context.deadline);
+        let computation_prefix = prefix.clone();
+        let (result, lookup) = online
+            .results
+            .get_or_compute(key, move || async move {
+                let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let outcome = match tokio::time::timeout_at(
+                    deadline,
+                    discovery::discover(&registry, &site, &digest, &keychain),
+                )
+                .await
+                {
+                    Err(_) => Err(Failure::transient(format!(
+                        "{computation_prefix}: timed out after {:.1}s reading signatures from {}",
+                        budget.as_secs_f64(),
+                        site.repository.registry()
+                    ))),
+                    Ok(Err(err)) => Err(Failure::transient(format!(
+                        "{computation_prefix}: failed to read signatures: {err}"
+                    ))),
+                    Ok(Ok(discovered)) => {
+                        judge(&authority, &digest, &discovered, &computation_prefix)
+                    }
+                };
+                let ttl = match &outcome {
+                    Ok(_) => Some(settings.positive_ttl),
+                    Err(failure) if !failure.transient => Some(settings.negative_ttl),
+                    Err(_) => None,
+                };
+                (outcome, ttl)
+            })
+            .await;
+        online.count_cache("verification", lookup);
+        result.unwrap_or_else(|| {
+            Err(Failure::transient(format!(
+                "{prefix}: verification was interrupted"
+            )))
+        })
+    }
+}
+
+impl Online {
+    /// The workload's pull secrets, then its service account's, then `--docker-config`.
+    fn image_keychain(&self, workload: &WorkloadCredentials) -> Keychain {
+        Keychain::merged(&[
+            &self.credentials.workload_keychain(workload),
+            &self.docker_config,
+        ])
+    }
+
+    fn count_cache(&self, cache: &str, lookup: Lookup) {
+        self.metrics
+            .cache_requests
+            .with_label_values(&[cache, lookup.as_str()])
+            .inc();
+    }
+}
+
+/// Where `authority` reads the signatures of `image`: `source.oci` or the image's repository.
+fn signature_site(image: &ImageRef, source: &SignatureSource) -> SignatureSite {
+    SignatureSite {
+        repository: source
+            .repository
+            .clone()
+            .unwrap_or_else(|| Repository::from(image)),
+        tag_prefix: source.tag_prefix.clone(),
+    }
+}
+
+/// Turns what was found into the authority's answer, with the reference's texts first.
+fn judge(
+    authority: &CompiledAuthority,
+    digest: &Digest,
+    discovered: &discovery::Discovered,
+    prefix: &str,
+) -> Outcome {
+    match &authority.kind {
+        AuthorityKind::Key(key) => match keyed::check(key, digest, discovered) {
+            KeyVerdict::Accepted(description) => Ok(Evidence { description }),
+            KeyVerdict::NoSignatures => Err(Failure::definite(format!(
+                "{prefix}: no signatures found ({})",
+                discovered.summary()
+            ))),
+            KeyVerdict::NoneMatched(rejections) => Err(Failure::definite(format!(
+                "{prefix}: no matching signatures: {} ({})",
+                rejections.join("; "),
+                discovered.summary()
+            ))),
+        },
+        AuthorityKind::Keyless(keyless) => match keyless::check(keyless, digest, discovered) {
+            KeylessVerdict::Accepted(description) => Ok(Evidence { description }),
+            KeylessVerdict::NoSignatures => Err(Failure::definite(format!(
+                "{prefix}: no signatures found ({})",
+                discovered.summary()
+            ))),
+            KeylessVerdict::NoneMatched(rejections) => Err(Failure::definite(format!(
+                "{prefix}: no matching signatures: {} ({})",
+                rejections.join("; "),
+                discovered.summary()
+            ))),
+        },
+        AuthorityKind::Static { pass, message } => static_policy::evaluate(*pass, message),
     }
 }
 

@@ -7,6 +7,9 @@
 //! - [`registry`]: a real `docker-registry` (plain HTTP, htpasswd Basic auth, TLS with a test CA,
 //!   Bearer tokens from an in-test token server), push helpers over the registry HTTP API, a
 //!   request-counting proxy and a stub for misbehaving registries.
+//! - [`signing`]: the signing side of cosign and sigstore (keys and openssl signatures,
+//!   simple-signing payloads, `.sig` manifests, a test Rekor, a test Fulcio and CT log, trust
+//!   roots, v3 bundles as referrers, the production vectors, one-change forgeries).
 //!
 //! A test that needs a missing tool fails with the command that installs it ([`require_tool`]);
 //! it never passes by skipping. Waiting is always polling with a deadline ([`poll_until`]).
@@ -18,6 +21,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod registry;
+pub mod signing;
 
 use std::future::Future;
 use std::path::PathBuf;

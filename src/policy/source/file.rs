@@ -11,9 +11,10 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 use tracing::{error, info, warn};
 
-use super::{Documents, LoadError, LoadOptions, LoadWarning, build_snapshot};
+use super::{Documents, LoadError, LoadOptions, LoadWarning, build_snapshot, pull_credentials};
 use crate::metrics::Metrics;
 use crate::policy::index::{PolicyIndex, PolicySnapshot};
+use crate::registry::{DocumentCredentials, ReloadableCredentials};
 
 /// The files behind `--policies` paths, with their content.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,16 +100,37 @@ fn yaml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// What the files under `--policies` hold, compiled.
+#[derive(Debug)]
+pub struct Loaded {
+    pub snapshot: PolicySnapshot,
+    pub warnings: Vec<LoadWarning>,
+    /// Pull secrets from dockerconfigjson Secret documents.
+    pub credentials: DocumentCredentials,
+    /// Content fingerprint of the files, to notice changes.
+    pub fingerprint: String,
+}
+
 /// Reads, validates and compiles everything under `paths`.
-pub fn load(
-    paths: &[PathBuf],
+pub fn load(paths: &[PathBuf], load: &LoadOptions, generation: u64) -> Result<Loaded, LoadError> {
+    let files = PolicyFiles::read(paths)?;
+    compile_files(&files, load, generation)
+}
+
+fn compile_files(
+    files: &PolicyFiles,
     load: &LoadOptions,
     generation: u64,
-) -> Result<(PolicySnapshot, Vec<LoadWarning>, String), LoadError> {
-    let files = PolicyFiles::read(paths)?;
+) -> Result<Loaded, LoadError> {
     let documents = files.documents()?;
+    let credentials = pull_credentials(&documents)?;
     let (snapshot, warnings) = build_snapshot(&documents, load, generation)?;
-    Ok((snapshot, warnings, files.fingerprint()))
+    Ok(Loaded {
+        snapshot,
+        warnings,
+        credentials,
+        fingerprint: files.fingerprint(),
+    })
 }
 
 /// Keeps `index` in step with the files: polls every `interval`, and on a content change swaps
@@ -118,6 +140,8 @@ pub struct FileWatcher {
     pub load: LoadOptions,
     pub interval: Duration,
     pub index: Arc<PolicyIndex>,
+    /// Updated together with the index.
+    pub credentials: Arc<ReloadableCredentials>,
     pub metrics: Metrics,
 }
 
@@ -141,18 +165,20 @@ impl FileWatcher {
             if fingerprint == loaded || rejected.as_deref() == Some(fingerprint.as_str()) {
                 continue;
             }
-            let built = files
-                .documents()
-                .and_then(|documents| build_snapshot(&documents, &self.load, generation + 1));
-            match built {
-                Ok((snapshot, warnings)) => {
-                    for warning in &warnings {
+            match compile_files(&files, &self.load, generation + 1) {
+                Ok(new) => {
+                    for warning in &new.warnings {
                         warn!(%warning, "policy warning");
                     }
                     generation += 1;
-                    self.metrics.policies_loaded.set(snapshot.len() as i64);
-                    info!(generation, policies = snapshot.len(), "policies reloaded");
-                    self.index.replace(snapshot);
+                    self.metrics.policies_loaded.set(new.snapshot.len() as i64);
+                    info!(
+                        generation,
+                        policies = new.snapshot.len(),
+                        "policies reloaded"
+                    );
+                    self.credentials.replace(new.credentials);
+                    self.index.replace(new.snapshot);
                     loaded = fingerprint;
                     rejected = None;
                 }

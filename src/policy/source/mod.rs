@@ -16,6 +16,7 @@ use super::index::{PolicyEntry, PolicySnapshot, Settings};
 use super::trust_roots::{Secrets, TrustRoots};
 use super::validate::{self, ValidationOptions};
 use crate::field_error::{FieldErrors, Level};
+use crate::registry::{DocumentCredentials, Keychain};
 use crate::verify::trust::{TrustError, TrustMaterial};
 
 /// How documents become a snapshot.
@@ -36,6 +37,43 @@ impl LoadOptions {
             validation: ValidationOptions::default(),
             default_trust: Arc::new(TrustMaterial::production()?),
         })
+    }
+}
+
+/// Registry credentials from `kubernetes.io/dockerconfigjson` (and legacy `dockercfg`) Secret
+/// documents, by Secret name; other Secrets (public keys for `key.secretRef`) are skipped.
+pub fn pull_credentials(documents: &Documents) -> Result<DocumentCredentials, LoadError> {
+    let mut credentials = DocumentCredentials::default();
+    let mut problems = Vec::new();
+    for secret in &documents.secrets {
+        let parsed = match secret.secret_type.as_deref() {
+            Some("kubernetes.io/dockerconfigjson") => secret
+                .data
+                .get(".dockerconfigjson")
+                .map(|bytes| Keychain::from_docker_config_json(bytes)),
+            Some("kubernetes.io/dockercfg") => secret
+                .data
+                .get(".dockercfg")
+                .map(|bytes| Keychain::from_dockercfg(bytes)),
+            _ => continue,
+        };
+        match parsed {
+            Some(Ok(keychain)) => credentials.insert(&secret.name, keychain),
+            Some(Err(err)) => {
+                problems.push(format!("{}: Secret {}: {err}", secret.origin, secret.name))
+            }
+            None => problems.push(format!(
+                "{}: Secret {} of type {} has no .dockerconfigjson/.dockercfg entry",
+                secret.origin,
+                secret.name,
+                secret.secret_type.as_deref().unwrap_or_default()
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(credentials)
+    } else {
+        Err(LoadError { problems })
     }
 }
 
