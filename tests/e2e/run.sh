@@ -12,23 +12,27 @@
 #      certificate from `kube-local cert` (`tls.mode=external`, caBundle = kube-local's CA);
 #   3. runs verity on this machine with a kubeconfig holding a token of the chart's
 #      ServiceAccount (TokenRequest API), so it works under the chart's RBAC, not as admin;
-#   4. starts a Debian docker-registry on 127.0.0.1 (random port) and pushes an image with curl;
+#   4. starts a Debian docker-registry on 127.0.0.1 (random port), pushes two images with curl
+#      and signs one with openssl (a cosign-compatible key signature);
 #   5. runs the cases below with kubectl, printing what kubectl printed, and checks it.
 #
-# Cases: chart RBAC (kubectl auth can-i); an unlabelled namespace is not checked; a static-fail
-# policy denies with the reference text; warn mode admits with `Warning:`; a changed policy
-# applies without a restart; an invalid policy is rejected at `kubectl apply`; `kubectl get cip`
-# shows READY and MODE; Deployment and CronJob (batch/v1beta1 on v1.20) are checked; tags are
-# pinned to digests (and the `verity.dev/mutate: "false"` opt-out); no-match-policy follows the
-# config-policy-controller ConfigMap; cluster-wide enforcement.
+# Cases: the API server accepts the CRDs and the chart's objects; chart RBAC (kubectl auth
+# can-i); verity starts under it; an unlabelled namespace is not checked; a static-fail policy
+# denies with the reference text; warn mode admits with `Warning:`; a changed policy applies
+# without a restart; a key-signed image (openssl signature) is admitted with its tag pinned to
+# the digest (and the `verity.dev/mutate: "false"` opt-out keeps the tag); an unsigned one is
+# denied; Deployment and CronJob (batch/v1beta1 on v1.20) are checked; an invalid policy is
+# rejected at `kubectl apply`; `kubectl get cip` shows READY and MODE; no-match-policy follows
+# the config-policy-controller ConfigMap; helm install/upgrade keep the generated certificate;
+# cluster-wide enforcement.
 #
 # Environment:
 #   E2E_KUBECONFIG   use this cluster instead of starting kube-local (namespaces and cluster-scoped
 #                    objects get a unique suffix and are deleted at the end)
 #   E2E_POLICY_SOURCE  `cluster` (default): verity watches ClusterImagePolicies through the API.
 #                    `files`: a harness check for builds without the cluster policy source:
-#                    verity reads the same policies from files, mutation is not rendered, and the
-#                    cases that need the cluster source are not run. Not a full e2e run.
+#                    verity reads the same policies from files (--policies), and the cases that
+#                    need the cluster source are not run. Not a full e2e run.
 #   E2E_KEEP=1       keep the work directory (logs, rendered manifests) after the run
 #   VERITY_BIN       a verity binary to use instead of building target/debug/verity
 #   KUBE_LOCAL       path of kube-local (default ../shared/tools/kube-local, then PATH)
@@ -262,16 +266,41 @@ push_image() {
   echo "sha256:$(sha256sum "$dir/manifest.json" | cut -d' ' -f1)"
 }
 APP_DIGEST=$(push_image e2e/app v1)
-log "registry $REG: pushed $REG/e2e/app:v1 = $APP_DIGEST"
+UNSIGNED_DIGEST=$(push_image e2e/unsigned v1)
 
-# The images the cases use. Only e2e/app exists in the registry; the others are decided by
-# static policies (or no-match) without registry access, and a tag that cannot be resolved is
-# left as written by the mutating webhook.
+# A cosign-style key signature made by openssl (an independent signer): a P-256 key, the
+# simple-signing payload naming the digest, and the `sha256-<hex>.sig` manifest whose layer
+# carries the signature annotation.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/cosign.key" 2>/dev/null
+openssl pkey -in "$WORK/cosign.key" -pubout -out "$WORK/cosign.pub"
+sign_image() { # sign_image REPO DIGEST
+  local repo=$1 digest=$2 dir config payload
+  dir=$WORK/signature-${repo//\//-}
+  mkdir -p "$dir"
+  printf '{"critical":{"identity":{"docker-reference":"%s"},"image":{"docker-manifest-digest":"%s"},"type":"cosign container image signature"},"optional":null}' \
+    "$REG/$repo" "$digest" >"$dir/payload.json"
+  openssl dgst -sha256 -sign "$WORK/cosign.key" -out "$dir/payload.sig" "$dir/payload.json"
+  printf '{}' >"$dir/config.json"
+  config=$(push_blob "$repo" "$dir/config.json")
+  payload=$(push_blob "$repo" "$dir/payload.json")
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","digest":"%s","size":%d,"annotations":{"dev.cosignproject.cosign/signature":"%s"}}]}' \
+    "$config" "$(stat -c%s "$dir/config.json")" "$payload" "$(stat -c%s "$dir/payload.json")" \
+    "$(base64 -w0 "$dir/payload.sig")" >"$dir/manifest.json"
+  curl -sSf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+    --data-binary "@$dir/manifest.json" "http://$REG/v2/$repo/manifests/${digest/:/-}.sig" >/dev/null
+}
+sign_image e2e/app "$APP_DIGEST"
+log "registry $REG: pushed $REG/e2e/app:v1 = $APP_DIGEST (signed), $REG/e2e/unsigned:v1 = $UNSIGNED_DIGEST"
+
+# The images the cases use. e2e/app (signed) and e2e/unsigned exist in the registry and are
+# covered by a key policy; the others are decided by static policies (or no-match) without
+# registry access, and the mutating webhook leaves them as written.
 IMG_APP=$REG/e2e/app:v1
 IMG_DENIED=$REG/e2e/denied:v1
 IMG_WARNED=$REG/e2e/warned:v1
 IMG_CHANGING=$REG/e2e/changing:v1
 IMG_UNMATCHED=$REG/e2e/unmatched:v1
+IMG_UNSIGNED=$REG/e2e/unsigned:v1
 
 # ------------------------------------------------------------------------------- TLS
 
@@ -303,7 +332,6 @@ render() {
     --set-string "tls.external.caBundle=$CA_BUNDLE"
     --set webhook.timeoutSeconds=10
   )
-  [[ $MODE == files ]] && values+=(--set mutation.enabled=false)
   helm template "$RELEASE" "$CHART" "${values[@]}" "$@" >"$out"
 }
 # without_webhooks < rendered > rest: every document except the webhook configurations.
@@ -374,7 +402,7 @@ chmod 600 "$WORK/verity.kubeconfig"
 # ------------------------------------------------------------------------------- policies
 
 mkdir -p "$WORK/policies" "$WORK/manifests"
-CIP_DENY=e2e-deny-$ID CIP_WARN=e2e-warn-$ID CIP_CHANGE=e2e-change-$ID CIP_ALLOW=e2e-allow-$ID
+CIP_DENY=e2e-deny-$ID CIP_WARN=e2e-warn-$ID CIP_CHANGE=e2e-change-$ID CIP_SIGNED=e2e-signed-$ID
 DENY_MESSAGE="e2e: images from e2e/denied are not allowed"
 
 # cip NAME GLOB MODE ACTION [MESSAGE]: a ClusterImagePolicy with one static authority.
@@ -411,7 +439,24 @@ apply_policy() {
 cip "$CIP_DENY" "$REG/e2e/denied*" enforce fail "$DENY_MESSAGE" | apply_policy "$CIP_DENY"
 cip "$CIP_WARN" "$REG/e2e/warned*" warn fail "e2e: warned images are only warned about" | apply_policy "$CIP_WARN"
 cip "$CIP_CHANGE" "$REG/e2e/changing*" enforce pass | apply_policy "$CIP_CHANGE"
-cip "$CIP_ALLOW" "$REG/e2e/app*" enforce pass | apply_policy "$CIP_ALLOW"
+{
+  cat <<EOF
+apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata:
+  name: $CIP_SIGNED
+spec:
+  mode: enforce
+  images:
+    - glob: "$REG/e2e/app*"
+    - glob: "$REG/e2e/unsigned*"
+  authorities:
+    - name: e2e-key
+      key:
+        data: |
+EOF
+  sed 's/^/          /' "$WORK/cosign.pub"
+} | apply_policy "$CIP_SIGNED"
 
 # ------------------------------------------------------------------------------- the cases
 
@@ -443,9 +488,10 @@ log "starting verity ($MODE policy source)"
 VERITY_ARGS=(serve
   --tls-cert "$TLS_CERT" --tls-key "$TLS_KEY"
   --addr 127.0.0.1:0 --admin-addr 127.0.0.1:0
-  --log-format plain --log-level info)
+  --log-format plain --log-level info
+  --insecure-registry "$REG")
 if [[ $MODE == cluster ]]; then
-  VERITY_ARGS+=(--kubeconfig "$WORK/verity.kubeconfig" --namespace "$NS" --insecure-registry "$REG")
+  VERITY_ARGS+=(--kubeconfig "$WORK/verity.kubeconfig" --namespace "$NS")
 else
   VERITY_ARGS+=(--policies "$WORK/policies" --no-match-policy deny --policy-reload-interval 200ms)
 fi
@@ -537,6 +583,25 @@ has "disallowed by static policy: e2e: changed to fail"
 kill -0 "$VERITY_PID" 2>/dev/null || fail "verity is not running: it must pick the change up, not restart"
 case_end
 
+case_begin "signature policy: a signed image is admitted with its tag pinned to the digest"
+run kubectl -n "$NS_ENFORCED" run signed --image="$IMG_APP" --restart=Never
+has "pod/signed created"
+run kubectl -n "$NS_ENFORCED" get pod signed -o 'jsonpath={.spec.containers[0].image}'
+is "$IMG_APP@$APP_DIGEST"
+# The opt-out annotation: admitted (the tag's digest is still verified), the tag kept.
+run kubectl -n "$NS_ENFORCED" run kept --image="$IMG_APP" --restart=Never --annotations=verity.dev/mutate=false
+has "pod/kept created"
+run kubectl -n "$NS_ENFORCED" get pod kept -o 'jsonpath={.spec.containers[0].image}'
+is "$IMG_APP"
+case_end
+
+case_begin "signature policy: an unsigned image is denied"
+run kubectl -n "$NS_ENFORCED" run unsigned --image="$IMG_UNSIGNED" --restart=Never
+has "admission webhook \"policy.sigstore.dev\" denied the request: validation failed: failed policy: $CIP_SIGNED: spec.containers[0].image"
+has "$IMG_UNSIGNED@$UNSIGNED_DIGEST signature key validation failed for authority e2e-key for $REG/e2e/unsigned@$UNSIGNED_DIGEST"
+has "no signatures found"
+case_end
+
 case_begin "Deployment and CronJob objects are checked"
 run kubectl -n "$NS_ENFORCED" create deployment web-denied --image="$IMG_DENIED"
 has "admission webhook \"policy.sigstore.dev\" denied the request: validation failed: failed policy: $CIP_DENY: spec.template.spec.containers[0].image"
@@ -600,16 +665,6 @@ EOF
   [[ $OUT =~ ${CIP_DENY}[[:space:]]+True[[:space:]]+enforce ]] || fail "expected $CIP_DENY True enforce"
   case_end
 
-  case_begin "mutation pins a tag to its digest"
-  run kubectl -n "$NS_ENFORCED" run mutated --image="$IMG_APP" --restart=Never
-  has "pod/mutated created"
-  run kubectl -n "$NS_ENFORCED" get pod mutated -o 'jsonpath={.spec.containers[0].image}'
-  is "$IMG_APP@$APP_DIGEST"
-  run kubectl -n "$NS_ENFORCED" run kept --image="$IMG_APP" --restart=Never --annotations=verity.dev/mutate=false
-  has "pod/kept created"
-  run kubectl -n "$NS_ENFORCED" get pod kept -o 'jsonpath={.spec.containers[0].image}'
-  is "$IMG_APP"
-  case_end
 
   case_begin "no-match-policy follows the config-policy-controller ConfigMap"
   run kubectl -n "$NS_ENFORCED" run unmatched --image="$IMG_UNMATCHED" --restart=Never --dry-run=server
@@ -629,7 +684,7 @@ EOF
   case_end
 else
   for name in "an invalid policy is rejected at kubectl apply" "kubectl get cip shows READY and MODE" \
-    "mutation pins a tag to its digest" "no-match-policy follows the config-policy-controller ConfigMap"; do
+    "no-match-policy follows the config-policy-controller ConfigMap"; do
     not_run "$name" "needs the cluster policy source"
   done
 fi
