@@ -51,6 +51,7 @@ const SWITCHES: &[(&str, &[&str])] = &[
     ("network policy", &["networkPolicy.enabled=true"]),
     ("service monitor", &["serviceMonitor.enabled=true"]),
     ("one replica", &["replicaCount=1"]),
+    ("private registries", REGISTRY_VALUES),
 ];
 
 // ------------------------------------------------------------------------------- helpers
@@ -551,7 +552,9 @@ fn every_verity_variable_the_chart_sets_is_a_serve_flag() {
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    let r = render(&["rbac.clusterPullSecrets=false"]);
+    let mut values = vec!["rbac.clusterPullSecrets=false"];
+    values.extend_from_slice(REGISTRY_VALUES);
+    let r = render(&values);
     for name in r.env().keys().filter(|n| n.starts_with("VERITY_")) {
         if PENDING_ENV.contains(&name.as_str()) {
             continue;
@@ -561,6 +564,89 @@ fn every_verity_variable_the_chart_sets_is_a_serve_flag() {
             "the chart sets {name}, which `verity serve --help` does not list"
         );
     }
+}
+
+const REGISTRY_VALUES: &[&str] = &[
+    "registry.caBundles[0].host=registry.internal:5000",
+    "registry.caBundles[0].configMap=registry-ca",
+    "registry.caBundles[0].key=ca.crt",
+    "registry.caBundles[1].host=mirror.internal",
+    "registry.caBundles[1].configMap=mirror-ca",
+    "registry.caBundles[1].key=bundle.pem",
+    "registry.insecure={127.0.0.1:5000,registry.test}",
+    "registry.dockerConfigSecret=verity-regcred",
+    "cache.size=1000000",
+];
+
+#[test]
+fn registry_and_cache_settings() {
+    let r = render(&[]);
+    assert_eq!(r.env_str("VERITY_REGISTRY_TIMEOUT"), "5s");
+    assert_eq!(r.env_str("VERITY_CACHE_TTL"), "10m");
+    assert_eq!(r.env_str("VERITY_NEGATIVE_CACHE_TTL"), "30s");
+    assert_eq!(r.env_str("VERITY_DIGEST_CACHE_TTL"), "30s");
+    assert_eq!(r.env_str("VERITY_CACHE_SIZE"), "10000");
+    for name in [
+        "VERITY_REGISTRY_CA",
+        "VERITY_INSECURE_REGISTRIES",
+        "VERITY_DOCKER_CONFIG",
+    ] {
+        assert!(!r.env().contains_key(name), "{name} only when configured");
+    }
+
+    let r = render(REGISTRY_VALUES);
+    assert_eq!(
+        r.env_str("VERITY_REGISTRY_CA"),
+        "registry.internal:5000=/etc/verity/registry-ca/0/ca.crt,\
+         mirror.internal=/etc/verity/registry-ca/1/bundle.pem"
+    );
+    assert_eq!(
+        r.env_str("VERITY_INSECURE_REGISTRIES"),
+        "127.0.0.1:5000,registry.test"
+    );
+    assert_eq!(
+        r.env_str("VERITY_DOCKER_CONFIG"),
+        "/etc/verity/docker/config.json"
+    );
+    assert_eq!(
+        r.env_str("VERITY_CACHE_SIZE"),
+        "1000000",
+        "no float formatting"
+    );
+    let pod = &r.deployment()["spec"]["template"]["spec"];
+    let volume = |name: &str| {
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("no volume {name}"))
+            .clone()
+    };
+    let mount = |name: &str| {
+        r.container()["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap_or_else(|| panic!("no mount {name}"))
+            .clone()
+    };
+    assert_eq!(
+        volume("registry-ca-1")["configMap"],
+        json!({"name": "mirror-ca", "items": [{"key": "bundle.pem", "path": "bundle.pem"}]})
+    );
+    assert_eq!(
+        mount("registry-ca-1")["mountPath"],
+        "/etc/verity/registry-ca/1"
+    );
+    assert_eq!(
+        volume("docker-config")["secret"],
+        json!({"secretName": "verity-regcred", "defaultMode": 288,
+               "items": [{"key": ".dockerconfigjson", "path": "config.json"}]})
+    );
+    assert_eq!(mount("docker-config")["mountPath"], "/etc/verity/docker");
+    assert_eq!(mount("docker-config")["readOnly"], true);
 }
 
 #[test]

@@ -147,3 +147,12 @@ in two namespaces do not collide.
 {{- define "verity.clusterRoleName" -}}
 {{- printf "%s-%s" (include "verity.fullname" .) .Release.Namespace | trunc 63 | trimSuffix "-" }}
 {{- end }}
+
+{{/* `--registry-ca` entries: HOST=FILE for each mounted CA bundle, comma-separated. */}}
+{{- define "verity.registryCAs" -}}
+{{- $entries := list }}
+{{- range $i, $ca := .Values.registry.caBundles }}
+{{- $entries = append $entries (printf "%s=/etc/verity/registry-ca/%d/%s" $ca.host $i $ca.key) }}
+{{- end }}
+{{- join "," $entries }}
+{{- end }}
