@@ -92,7 +92,7 @@ cleanup() {
     if $HELM_INSTALLED; then helm uninstall -n "$NS_HELM" helm-check >/dev/null 2>&1; fi
     for object in "${CLUSTER_OBJECTS[@]}"; do kubectl delete --ignore-not-found --wait=false "$object" >/dev/null 2>&1; done
     kubectl delete ns --ignore-not-found --wait=false "$NS" "$NS_PLAIN" "$NS_ENFORCED" "$NS_OPTOUT" "$NS_HELM" >/dev/null 2>&1
-  elif [[ -e $KDIR/kubeconfig ]]; then
+  elif [[ -d $KDIR ]]; then
     "$KUBE_LOCAL" down --dir "$KDIR" --purge >/dev/null 2>&1
   fi
   if [[ ${E2E_KEEP:-} == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
@@ -196,6 +196,12 @@ else
 fi
 KUBE_VERSION=$(kubectl version -o json 2>/dev/null | jq -r .serverVersion.gitVersion)
 log "API server $KUBE_VERSION"
+if [[ -n ${E2E_KUBECONFIG:-} ]] &&
+  kubectl get validatingwebhookconfiguration policy.sigstore.dev >/dev/null 2>&1; then
+  # The e2e owns these names while it runs, and deletes them at the end.
+  echo "e2e: this cluster already has a policy.sigstore.dev webhook (policy-controller or verity): not touching it" >&2
+  exit 1
+fi
 
 RELEASE=e2e            # a release name without "verity": objects are named e2e-verity
 FULLNAME=$RELEASE-verity
@@ -344,6 +350,13 @@ without_webhooks() {
        { doc = doc $0 "\n" }
        END { flush() }'
 }
+
+# What an external cluster gets back: the webhooks first (see cleanup).
+CLUSTER_OBJECTS=(
+  "validatingwebhookconfiguration/policy.sigstore.dev"
+  "mutatingwebhookconfiguration/policy.sigstore.dev"
+  "validatingwebhookconfiguration/validating.clusterimagepolicy.sigstore.dev"
+  "clusterrolebinding/$FULLNAME-$NS" "clusterrole/$FULLNAME-$NS")
 
 case_begin "the API server accepts the chart's CRDs and objects"
 run kubectl apply -f "$CHART/crds/crds.yaml"
@@ -527,12 +540,6 @@ apply_webhooks() {
   kubectl apply -f "$WORK/webhooks.yaml" | sed 's/^/  /'
 }
 apply_webhooks
-CLUSTER_OBJECTS=(
-  "validatingwebhookconfiguration/policy.sigstore.dev"
-  "mutatingwebhookconfiguration/policy.sigstore.dev"
-  "validatingwebhookconfiguration/validating.clusterimagepolicy.sigstore.dev"
-  "clusterrolebinding/$FULLNAME-$NS" "clusterrole/$FULLNAME-$NS"
-  "${CLUSTER_OBJECTS[@]}")
 # The API server picks webhook configurations up through an informer: wait until a request
 # in the labelled namespace reaches verity (a denied image is denied).
 webhook_active() {
