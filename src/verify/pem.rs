@@ -52,6 +52,10 @@ const DASHES: &str = "-----";
 /// Every PEM block in `text`, in order. Blank lines and surrounding whitespace are allowed;
 /// any other text outside blocks is an error, so a truncated or garbled chain is not half-read.
 pub fn parse_blocks(text: &str) -> Result<Vec<PemBlock>, PemError> {
+    // Text without any BEGIN line is "no PEM at all", the clearer complaint.
+    if !text.lines().any(|line| line.trim().starts_with(BEGIN)) {
+        return Err(PemError::NoBlock);
+    }
     let mut blocks = Vec::new();
     let mut lines = text.lines().map(str::trim);
     while let Some(line) = lines.next() {
@@ -152,7 +156,7 @@ mod tests {
         assert_eq!(parse_blocks("  \n").unwrap_err(), PemError::NoBlock);
         assert_eq!(
             parse_blocks("hello").unwrap_err().to_string(),
-            "unexpected text outside PEM blocks: \"hello\""
+            "no PEM block found (expected a line \"-----BEGIN <label>-----\")"
         );
         assert_eq!(
             parse_blocks("-----BEGIN A-----\nAAAA\n").unwrap_err(),

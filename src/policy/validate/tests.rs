@@ -375,7 +375,7 @@ fn reference_keys() {
         case(
             "malformed key data",
             spec(vec![key(key_data("---some key data----"))]),
-            "invalid value: ---some key data----: spec.authorities[0].key.data\nno PEM block found; expected a \"PUBLIC KEY\" block",
+            "invalid value: ---some key data----: spec.authorities[0].key.data\ninvalid PEM public key: no PEM block found (expected a line \"-----BEGIN <label>-----\")",
         ),
         case(
             "unknown hash algorithm",
@@ -1041,7 +1041,7 @@ fn key_data_must_be_a_supported_public_key() {
         ),
         (
             "root-ca.cert.pem",
-            "PEM block is \"CERTIFICATE\"; expected \"PUBLIC KEY\" or \"RSA PUBLIC KEY\""
+            "expected a PEM block \"PUBLIC KEY\" or \"RSA PUBLIC KEY\", found \"CERTIFICATE\""
                 .to_string(),
         ),
     ] {
@@ -1769,7 +1769,7 @@ mod trust_roots {
                     }],
                     ..Default::default()
                 }),
-                "invalid value: failed to parse public key: spec.sigstoreKeys.tLogs[0].publicKey\nno PEM block found; expected a \"PUBLIC KEY\" block".into(),
+                "invalid value: failed to parse public key: spec.sigstoreKeys.tLogs[0].publicKey\ninvalid PEM public key: no PEM block found (expected a line \"-----BEGIN <label>-----\")".into(),
             ),
         ]);
     }
