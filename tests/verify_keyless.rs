@@ -655,7 +655,7 @@ async fn two_layers_where_one_has_the_identity_and_the_other_the_valid_signature
         .await;
 
     let webhook = world.webhook(&policy(&world, "split/app", &identities(&[dev_identity()])));
-    expect_denied(
+    let text = expect_denied(
         &webhook,
         &world.image("split/app", &digest),
         &[
@@ -667,6 +667,13 @@ async fn two_layers_where_one_has_the_identity_and_the_other_the_valid_signature
         ],
     )
     .await;
+    // Each rejected signature says who its certificate names, whatever check it failed.
+    assert!(
+        text.contains(&format!(
+            "(message hashed with sha256) (certificate for subjects [{EMAIL}] with issuer {TEST_OIDC_ISSUER}); [layer 1 of "
+        )),
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -696,8 +703,8 @@ async fn leaves_from_an_untrusted_ca_or_without_code_signing_are_denied() {
         &webhook,
         &world.image("cert/untrusted", &digest),
         &[
-            "certificate is not trusted",
-            "does not chain to a trusted certificate authority at signing time 2026-01-01T00:00:01Z",
+            "certificate is not trusted: certificate does not chain to a trusted certificate authority at signing time 2026-01-01T00:00:01Z",
+            &format!("(certificate for subjects [{EMAIL}] with issuer {TEST_OIDC_ISSUER})"),
         ],
     )
     .await;
@@ -1616,7 +1623,23 @@ async fn verity_verify_names_each_rejected_signatures_identity() {
     let world = World::start().await;
     let alice = world.pki.email_leaf("alice@example.com");
     let bob = world.pki.issue(&world.pki.uri_spec(WORKFLOW));
+    let carol = world.pki.email_leaf("carol@example.com");
     let digest = world.push_image("cli/rejected", "rejected").await;
+    // Carol's layer fails before its identity is compared: its signature is not over the payload.
+    let payload = world.payload("cli/rejected", &digest);
+    let bad_signature = carol.key.sign_openssl(b"other bytes", Hash::Sha256, false);
+    let entry =
+        world
+            .pki
+            .rekor
+            .hashedrekord_entry(&payload, &bad_signature, &carol.cert_pem, SIGNED, 7);
+    let carol_layer = layer_of(
+        payload,
+        bad_signature,
+        &carol,
+        Some(world.pki.fulcio.chain_pem()),
+        Some(annotation(&entry)),
+    );
     world
         .push_sig(
             "cli/rejected",
@@ -1624,6 +1647,7 @@ async fn verity_verify_names_each_rejected_signatures_identity() {
             &[
                 world.keyless_layer("cli/rejected", &digest, &alice),
                 world.keyless_layer("cli/rejected", &digest, &bob),
+                carol_layer,
             ],
         )
         .await;
@@ -1659,6 +1683,12 @@ async fn verity_verify_names_each_rejected_signatures_identity() {
             "{stdout}"
         );
     }
+    assert!(
+        stdout.contains(&format!(
+            "(message hashed with sha256) (certificate for subjects [carol@example.com] with issuer {TEST_OIDC_ISSUER})"
+        )),
+        "{stdout}"
+    );
     assert!(
         stdout.contains(&format!(
             "authority ci (keyless): failed: {}no matching signatures: [layer 0 of ",
