@@ -1375,7 +1375,7 @@ async fn keyless_2021_email_vector_through_the_registry() {
             &webhook(&wrong),
             &image,
             &[&format!(
-                "none of the expected identities matched what was in the certificate, got subjects [{subject}] with issuer "
+                "none of the expected identities matched what was in the certificate, got subjects [{subject}] with issuer (none) (expected "
             )],
         )
         .await;

@@ -327,7 +327,7 @@ fn finish(
         return Err(Rejection::naming_signer(format!(
             "none of the expected identities matched what was in the certificate, got subjects [{}] with issuer {} (expected {})",
             leaf.identity.subjects.join(", "),
-            leaf.identity.issuer.as_deref().unwrap_or_default(),
+            issuer_text(&leaf.identity),
             expected_identities(authority)
         )));
     }
