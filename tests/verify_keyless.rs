@@ -1113,6 +1113,7 @@ async fn a_missing_or_untrusted_sct_is_denied_unless_insecure_ignore_sct() {
         &world.image("sct/untrusted", &untrusted),
         &[
             "certificate transparency: no embedded signed certificate timestamp verified: sct 1: from unknown log",
+            "(the SCT must come from a CT log of the trust root; set insecureIgnoreSCT only for private CAs without a CT log)",
         ],
     )
     .await;
@@ -1354,6 +1355,7 @@ async fn keyless_2021_email_vector_through_the_registry() {
         &[
             "certificate transparency: certificate has no embedded signed certificate timestamp",
             "insecureIgnoreSCT",
+            "(insecureIgnoreSCT: true accepts certificates without one: private CAs without a CT log, and Fulcio certificates from 2021, before Fulcio embedded SCTs)",
         ],
     )
     .await;

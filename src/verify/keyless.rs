@@ -321,7 +321,20 @@ fn finish(
 ) -> Result<String, Rejection> {
     if authority.require_sct {
         cert::verify_embedded_sct(leaf_der, &leaf.issuer_der, &authority.trust.material.ctlogs)
-            .map_err(|e| format!("certificate transparency: {e} (set insecureIgnoreSCT only for private CAs without a CT log)"))?;
+            .map_err(|e| {
+                let hint = match e {
+                    cert::CertError::SctMissing => {
+                        "insecureIgnoreSCT: true accepts certificates without one: private CAs \
+                         without a CT log, and Fulcio certificates from 2021, before Fulcio \
+                         embedded SCTs"
+                    }
+                    _ => {
+                        "the SCT must come from a CT log of the trust root; set insecureIgnoreSCT \
+                         only for private CAs without a CT log"
+                    }
+                };
+                format!("certificate transparency: {e} ({hint})")
+            })?;
     }
     if !identity_matches(authority, &leaf.identity) {
         return Err(Rejection::naming_signer(format!(
