@@ -1079,6 +1079,133 @@ async fn without_a_transparency_log_entry_there_is_no_signing_time() {
         &["no transparency log entry, so there is no trusted signing time"],
     )
     .await;
+
+    // v3: an entry with an inclusion proof and checkpoint but no SET (inclusion promise). The
+    // proof shows the entry is in the log; only the SET vouches for its integrated time.
+    let digest = world.push_image("notlog/no-promise", "no-promise").await;
+    let envelope = dsse_envelope(&in_toto_statement(&digest), &leaf.key);
+    let entry = world
+        .pki
+        .rekor
+        .dsse_entry(&envelope, &leaf.cert_pem, SIGNED, 17)
+        .without_set();
+    let bundle = bundle_v03(
+        &envelope,
+        &BundleMaterial::Certificate(leaf.cert_der.clone()),
+        Some(&entry),
+    );
+    push_bundle_referrer(&world.registry, "notlog/no-promise", &digest, &bundle).await;
+    expect_denied(
+        &webhook,
+        &world.image("notlog/no-promise", &digest),
+        &["rekor entry 17 has no signed entry timestamp (SET), and one is required"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn trust_root_validity_windows_apply_at_the_signing_time() {
+    let world = World::start().await;
+    let leaf = world.pki.email_leaf(EMAIL);
+    let digest = world.signed_image("windows/app", &leaf).await;
+    let image = world.image("windows/app", &digest);
+    let policies = policy(&world, "windows/app", &identities(&[dev_identity()]));
+    let with_root = |edit: &dyn Fn(&mut Value)| {
+        let mut root: Value = serde_json::from_str(&world.pki.trusted_root()).unwrap();
+        edit(&mut root);
+        TestWebhook::start(
+            &policies,
+            WebhookConfig::for_registry(world.host()).trusted_root_json(&root.to_string()),
+        )
+    };
+    let window = |end: i64| {
+        serde_json::json!({
+            "start": support::signing::rfc3339(support::signing::VALID_FROM),
+            "end": support::signing::rfc3339(end),
+        })
+    };
+
+    // Windows that ended long ago, but after the signing: the signature stays valid.
+    let ended_later = with_root(&|root| {
+        root["certificateAuthorities"][0]["validFor"] = window(SIGNED + 60);
+        root["tlogs"][0]["publicKey"]["validFor"] = window(SIGNED + 60);
+        root["ctlogs"][0]["publicKey"]["validFor"] = window(SIGNED + 60);
+    });
+    expect_allowed(&ended_later, &image).await;
+
+    // Each ended just before it was needed.
+    let ca_ended = with_root(&|root| {
+        root["certificateAuthorities"][0]["validFor"] = window(SIGNED - 1);
+    });
+    expect_denied(
+        &ca_ended,
+        &image,
+        &["https://fulcio.test (authority 1): authority not valid at signing time: valid 2000-01-01T00:00:00Z–2026-01-01T00:00:00Z"],
+    )
+    .await;
+    let tlog_ended = with_root(&|root| {
+        root["tlogs"][0]["publicKey"]["validFor"] = window(SIGNED - 1);
+    });
+    expect_denied(
+        &tlog_ended,
+        &image,
+        &[&format!(
+            "rekor log https://rekor.test key is valid for [2000-01-01T00:00:00Z, 2026-01-01T00:00:00Z], which does not contain the entry's integrated time {SIGNED}"
+        )],
+    )
+    .await;
+    let ctlog_ended = with_root(&|root| {
+        root["ctlogs"][0]["publicKey"]["validFor"] = window(ISSUED - 1);
+    });
+    expect_denied(
+        &ctlog_ended,
+        &image,
+        &["was not valid at the sct time 2026-01-01T00:00:00Z"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ctlog_url_selects_which_rekor_keys_count() {
+    let world = World::start().await;
+    let leaf = world.pki.email_leaf(EMAIL);
+    let digest = world.signed_image("tlog/app", &leaf).await;
+    let image = world.image("tlog/app", &digest);
+    // A trust root with a second log, which did not record the signature.
+    let second = TestRekor::with_key(KeyPair::generate(KeyKind::EcdsaP256), "https://rekor2.test");
+    let second_root: Value =
+        serde_json::from_str(&trusted_root_json(&world.pki.fulcio, &second, None)).unwrap();
+    let mut root: Value = serde_json::from_str(&world.pki.trusted_root()).unwrap();
+    root["tlogs"]
+        .as_array_mut()
+        .unwrap()
+        .push(second_root["tlogs"][0].clone());
+    let config = WebhookConfig::for_registry(world.host()).trusted_root_json(&root.to_string());
+    let glob = repo_glob(&world, "tlog/app");
+    let keyless = identities(&[dev_identity()]);
+
+    let first = policy_for(&glob, &keyless, "ctlog: {url: 'https://rekor.test'}");
+    expect_allowed(&TestWebhook::start(&first, config.clone()), &image).await;
+    let other = policy_for(&glob, &keyless, "ctlog: {url: 'https://rekor2.test/'}");
+    expect_denied(
+        &TestWebhook::start(&other, config.clone()),
+        &image,
+        &[&format!(
+            "is not in the trust root (known: {} (https://rekor2.test))",
+            second.log_id_hex()
+        )],
+    )
+    .await;
+    // A log the trust root does not have: the policy does not load.
+    let unknown = policy_for(&glob, &keyless, "ctlog: {url: 'https://rekor.example.org'}");
+    let error = TestWebhook::try_start(&unknown, config)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("has no transparency log at https://rekor.example.org"),
+        "{error}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
