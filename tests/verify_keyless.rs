@@ -1150,7 +1150,7 @@ async fn trust_root_validity_windows_apply_at_the_signing_time() {
         &tlog_ended,
         &image,
         &[&format!(
-            "rekor log https://rekor.test key is valid for [2000-01-01T00:00:00Z, 2026-01-01T00:00:00Z], which does not contain the entry's integrated time {SIGNED}"
+            "rekor log https://rekor.test key is valid for [2000-01-01T00:00:00Z, 2026-01-01T00:00:00Z], which does not contain 2026-01-01T00:00:01Z, the entry's integrated time {SIGNED}"
         )],
     )
     .await;
