@@ -282,9 +282,18 @@ async fn legacy_sig_with_an_email_identity_and_exact_issuer_is_admitted() {
 
     expect_allowed(&webhook, &world.image("team/app", &signed)).await;
 
-    // The same policy, an image without any signature: the reference's "no signatures found".
+    // The same policy, an image without any signature: the reference's "no signatures found",
+    // as the apiserver shows it (knative's field error: the policy and the field, then the image
+    // and the authority's text).
     let image = world.image("team/app", &unsigned);
-    let text = denial(&webhook, &image).await;
+    let answer = webhook.admit_pod(&[&image]).await;
+    let text = answer.authority_failure(&prefix(&image)).to_string();
+    let message = answer.denied();
+    assert!(
+        message.starts_with("validation failed: failed policy: p-")
+            && message.ends_with(&format!(": spec.containers[0].image\n{image} {text}")),
+        "{message}"
+    );
     assert_eq!(
         text,
         format!(
