@@ -50,16 +50,78 @@ pub fn check(
     for signature in &discovered.legacy {
         match check_legacy(authority, digest, signature) {
             Ok(evidence) => return KeylessVerdict::Accepted(evidence),
-            Err(reason) => rejections.push(format!("[{}] {reason}", signature.location)),
+            Err(rejection) => rejections.push(format!("[{}] {rejection}", signature.location)),
         }
     }
     for signature in &discovered.bundles {
         match check_bundle(authority, digest, signature) {
             Ok(evidence) => return KeylessVerdict::Accepted(evidence),
-            Err(reason) => rejections.push(format!("[{}] {reason}", signature.location)),
+            Err(rejection) => rejections.push(format!("[{}] {rejection}", signature.location)),
         }
     }
     KeylessVerdict::NoneMatched(rejections)
+}
+
+/// Why one signature was not accepted, with who its certificate names once that was readable:
+/// a denial lists every signature's subjects and issuer, whatever check it failed.
+#[derive(Debug)]
+struct Rejection {
+    reason: String,
+    /// The reason already names the certificate's subjects and issuer (an identity mismatch).
+    names_signer: bool,
+    /// `subjects [...] with issuer ...` of the certificate, read without trusting it.
+    signer: Option<String>,
+}
+
+impl Rejection {
+    /// A reason that itself says who the certificate names.
+    fn naming_signer(reason: String) -> Self {
+        Rejection {
+            reason,
+            names_signer: true,
+            signer: None,
+        }
+    }
+
+    fn signed_by(mut self, signer: Option<String>) -> Self {
+        if self.signer.is_none() {
+            self.signer = signer;
+        }
+        self
+    }
+}
+
+impl From<String> for Rejection {
+    fn from(reason: String) -> Self {
+        Rejection {
+            reason,
+            names_signer: false,
+            signer: None,
+        }
+    }
+}
+
+impl From<&str> for Rejection {
+    fn from(reason: &str) -> Self {
+        Rejection::from(reason.to_string())
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)?;
+        match &self.signer {
+            Some(signer) if !self.names_signer => write!(f, " (certificate for {signer})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Who a certificate names, for messages; `None` when it does not parse.
+fn signer_of(leaf_der: &[u8]) -> Option<String> {
+    cert::identity_of(leaf_der)
+        .ok()
+        .map(|identity| describe(&identity))
 }
 
 /// The hash cosign uses with a certificate's key: the key's natural one.
@@ -75,20 +137,32 @@ fn check_legacy(
     authority: &KeylessAuthority,
     digest: &Digest,
     signature: &LegacySignature,
-) -> Result<String, String> {
+) -> Result<String, Rejection> {
     let certificate_pem = signature
         .certificate_pem
         .as_deref()
         .ok_or("no certificate (dev.sigstore.cosign/certificate): not a keyless signature")?;
+    let leaf_der = single_certificate(certificate_pem)?;
+    verify_legacy(authority, digest, signature, &leaf_der)
+        .map_err(|rejection| rejection.signed_by(signer_of(&leaf_der)))
+}
+
+/// [`check_legacy`] once the certificate is known.
+fn verify_legacy(
+    authority: &KeylessAuthority,
+    digest: &Digest,
+    signature: &LegacySignature,
+    leaf_der: &[u8],
+) -> Result<String, Rejection> {
     let raw_signature = signature.signature.as_ref().map_err(Clone::clone)?;
     let payload = simple_signing::parse(&signature.payload)?;
     if &payload.manifest_digest != digest {
         return Err(format!(
             "payload is for {}, not {digest} (a signature of another image)",
             payload.manifest_digest
-        ));
+        )
+        .into());
     }
-    let leaf_der = single_certificate(certificate_pem)?;
     let presented = match signature.chain_pem.as_deref() {
         Some(chain) => {
             cert::certificates_from_pem(chain).map_err(|e| format!("certificate chain: {e}"))?
@@ -103,7 +177,7 @@ fn check_legacy(
         .map_err(|e| format!("transparency log entry: {e}"))?
         .to_tlog_entry();
     let (tlog, signed_at) = trusted_entry(authority, &[entry])?;
-    let leaf = trusted_leaf(authority, &leaf_der, &presented, signed_at)?;
+    let leaf = trusted_leaf(authority, leaf_der, &presented, signed_at)?;
     let key = leaf_key(&leaf)?;
     key.verify(&signature.payload, raw_signature, default_hash(&key))
         .map_err(|e| {
@@ -113,12 +187,12 @@ fn check_legacy(
             )
         })?;
     tlog.body
-        .check_binds_simple_signature(&signature.payload, raw_signature, &leaf_der)
+        .check_binds_simple_signature(&signature.payload, raw_signature, leaf_der)
         .map_err(|e| format!("transparency log entry does not record this signature: {e}"))?;
     finish(
         authority,
         &leaf,
-        &leaf_der,
+        leaf_der,
         &tlog,
         signed_at,
         &payload.annotations,
@@ -130,27 +204,39 @@ fn check_bundle(
     authority: &KeylessAuthority,
     digest: &Digest,
     signature: &BundleSignature,
-) -> Result<String, String> {
+) -> Result<String, Rejection> {
     let bundle = bundle::parse_bundle(&signature.bytes).map_err(|e| format!("bundle: {e}"))?;
     let (leaf_der, presented) = match &bundle.verification_material {
         VerificationMaterial::Certificate(der) => (der.clone(), Vec::new()),
         VerificationMaterial::CertificateChain(chain) => match chain.split_first() {
             Some((leaf, rest)) => (leaf.clone(), rest.to_vec()),
-            None => return Err("bundle has an empty certificate chain".to_string()),
+            None => return Err("bundle has an empty certificate chain".into()),
         },
         VerificationMaterial::PublicKey { .. } => {
             return Err(
-                "bundle is signed with a key, not a certificate: not a keyless signature"
-                    .to_string(),
+                "bundle is signed with a key, not a certificate: not a keyless signature".into(),
             );
         }
     };
+    verify_bundle(authority, digest, signature, &bundle, &leaf_der, &presented)
+        .map_err(|rejection| rejection.signed_by(signer_of(&leaf_der)))
+}
+
+/// [`check_bundle`] once the certificate is known.
+fn verify_bundle(
+    authority: &KeylessAuthority,
+    digest: &Digest,
+    signature: &BundleSignature,
+    bundle: &bundle::SigstoreBundle,
+    leaf_der: &[u8],
+    presented: &[Vec<u8>],
+) -> Result<String, Rejection> {
     let BundleContent::Dsse(envelope) = &bundle.content else {
-        return Err("bundle signs a message digest, not an image statement (DSSE)".to_string());
+        return Err("bundle signs a message digest, not an image statement (DSSE)".into());
     };
     let annotations = check_dsse_statement(envelope, digest)?;
     let (tlog, signed_at) = trusted_entry(authority, &bundle.tlog_entries)?;
-    let leaf = trusted_leaf(authority, &leaf_der, &presented, signed_at)?;
+    let leaf = trusted_leaf(authority, leaf_der, presented, signed_at)?;
     let key = leaf_key(&leaf)?;
     let pae = envelope.pae();
     let verified_signature = envelope
@@ -165,12 +251,12 @@ fn check_bundle(
             )
         })?;
     tlog.body
-        .check_binds_dsse(envelope, &verified_signature.sig, &leaf_der)
+        .check_binds_dsse(envelope, &verified_signature.sig, leaf_der)
         .map_err(|e| format!("transparency log entry does not record this signature: {e}"))?;
     finish(
         authority,
         &leaf,
-        &leaf_der,
+        leaf_der,
         &tlog,
         signed_at,
         &annotations,
@@ -215,12 +301,7 @@ fn trusted_leaf(
         &authority.extra_roots,
         signed_at,
     )
-    .map_err(|err| {
-        let who = cert::identity_of(leaf_der)
-            .map(|identity| format!(" (certificate for {})", describe(&identity)))
-            .unwrap_or_default();
-        format!("certificate is not trusted{who}: {err}")
-    })
+    .map_err(|err| format!("certificate is not trusted: {err}"))
 }
 
 fn leaf_key(leaf: &VerifiedLeaf) -> Result<PublicKey, String> {
@@ -237,21 +318,34 @@ fn finish(
     signed_at: i64,
     annotations: &BTreeMap<String, String>,
     location: &str,
-) -> Result<String, String> {
+) -> Result<String, Rejection> {
     if authority.require_sct {
         cert::verify_embedded_sct(leaf_der, &leaf.issuer_der, &authority.trust.material.ctlogs)
-            .map_err(|e| format!("certificate transparency: {e} (set insecureIgnoreSCT only for private CAs without a CT log)"))?;
+            .map_err(|e| {
+                let hint = match e {
+                    cert::CertError::SctMissing => {
+                        "insecureIgnoreSCT: true accepts certificates without one: private CAs \
+                         without a CT log, and Fulcio certificates from 2021, before Fulcio \
+                         embedded SCTs"
+                    }
+                    _ => {
+                        "the SCT must come from a CT log of the trust root; set insecureIgnoreSCT \
+                         only for private CAs without a CT log"
+                    }
+                };
+                format!("certificate transparency: {e} ({hint})")
+            })?;
     }
     if !identity_matches(authority, &leaf.identity) {
-        return Err(format!(
+        return Err(Rejection::naming_signer(format!(
             "none of the expected identities matched what was in the certificate, got subjects [{}] with issuer {} (expected {})",
             leaf.identity.subjects.join(", "),
-            leaf.identity.issuer.as_deref().unwrap_or_default(),
+            issuer_text(&leaf.identity),
             expected_identities(authority)
-        ));
+        )));
     }
     if let Some(missing) = missing_annotation(&authority.annotations, annotations) {
-        return Err(missing);
+        return Err(missing.into());
     }
     Ok(format!(
         "signature in {location} by {}, certificate from {}, rekor entry {} in {} at {}",
@@ -291,8 +385,14 @@ fn describe(identity: &CertificateIdentity) -> String {
     format!(
         "subjects [{}] with issuer {}",
         identity.subjects.join(", "),
-        identity.issuer.as_deref().unwrap_or("(none)")
+        issuer_text(identity)
     )
+}
+
+/// The certificate's OIDC issuer, or `(none)` for leaves without the extension (2021 Fulcio),
+/// which identities match as the empty string.
+fn issuer_text(identity: &CertificateIdentity) -> &str {
+    identity.issuer.as_deref().unwrap_or("(none)")
 }
 
 fn single_certificate(pem: &str) -> Result<Vec<u8>, String> {

@@ -173,7 +173,8 @@ pub enum RekorError {
     #[error("rekor entry log id {found} is not in the trust root (known: {known})")]
     UnknownLog { found: String, known: String },
     #[error(
-        "rekor log {log} key is valid for {valid_for}, which does not contain the entry's integrated time {integrated_time}"
+        "rekor log {log} key is valid for {valid_for}, which does not contain {}, the entry's integrated time {integrated_time}",
+        rfc3339(*integrated_time)
     )]
     LogKeyNotValidAt {
         log: String,
@@ -272,6 +273,13 @@ impl RekorError {
             RekorError::VerifierMismatch { .. } => "rekor_verifier_mismatch",
         }
     }
+}
+
+/// RFC 3339 text of Unix seconds for messages (the number itself when out of range).
+fn rfc3339(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| secs.to_string())
 }
 
 /// The JSON a Rekor v1 SET signs: keys sorted, no whitespace. Every value is a number, hex or

@@ -10,6 +10,8 @@
 //! - [`signing`]: the signing side of cosign and sigstore (keys and openssl signatures,
 //!   simple-signing payloads, `.sig` manifests, a test Rekor, a test Fulcio and CT log, trust
 //!   roots, v3 bundles as referrers, the production vectors, one-change forgeries).
+//! - [`webhook`]: the validating webhook as `serve` builds it (router, admission, an online
+//!   verifier) over YAML policies and a default trust root, answering AdmissionReviews.
 //!
 //! A test that needs a missing tool fails with the command that installs it ([`require_tool`]);
 //! it never passes by skipping. Waiting is always polling with a deadline ([`poll_until`]).
@@ -22,6 +24,7 @@
 
 pub mod registry;
 pub mod signing;
+pub mod webhook;
 
 use std::future::Future;
 use std::path::PathBuf;
