@@ -302,7 +302,7 @@ async fn policies_are_and_ed_and_authorities_or_ed() {
 }
 
 #[tokio::test]
-async fn key_and_keyless_authorities_fail_closed_until_implemented() {
+async fn signature_authorities_fail_closed_without_registry_access() {
     let keyless = "images: [{glob: 'ghcr.io/**'}]\nauthorities: [{name: ci, keyless: {url: 'https://fulcio.sigstore.dev', identities: [{issuer: 'https://token.actions.githubusercontent.com', subject: 'x'}]}}]";
     let webhook = webhook(&cip("signed", keyless), NoMatchPolicy::Allow);
     let digest = format!("sha256:{}", "b".repeat(64));

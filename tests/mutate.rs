@@ -5,24 +5,12 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use axum::body::Body;
 use base64::Engine as _;
-use http::Request;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use support::registry::TestRegistry;
-use verity::admission::Admission;
-use verity::metrics::Metrics;
-use verity::policy::index::{NoMatchPolicy, PolicyIndex, Settings};
-use verity::policy::source::{Documents, LoadOptions, build_snapshot};
-use verity::registry::{DocumentCredentials, Keychain, RegistryClient, RegistryConfig};
-use verity::server::webhook::{WebhookSettings, router};
-use verity::verify::{CacheSettings, Verifier, VerifierConfig};
+use support::webhook::{TestWebhook, WebhookConfig};
+use verity::policy::index::NoMatchPolicy;
 
 const KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEgvFzV6ef86LdqyCJ19sEmfAq4qnu\nZq+ruq+X/k0cEHLbq640ioO16We9L31qsxmP6W6OD2V54yI9+q9qrMJ2Pw==\n-----END PUBLIC KEY-----";
 
@@ -51,8 +39,8 @@ spec:
 }
 
 struct Setup {
-    router: axum::Router,
-    _registry: TestRegistry,
+    webhook: TestWebhook,
+    registry: TestRegistry,
     proxy: support::registry::CountingProxy,
 }
 
@@ -60,44 +48,14 @@ async fn setup() -> (Setup, String) {
     let registry = TestRegistry::start().await;
     let proxy = registry.counting_proxy().await;
     let host = proxy.host();
-    let mut documents = Documents::default();
-    documents.add_yaml("p.yaml", &policies(&host)).unwrap();
-    let (snapshot, _) = build_snapshot(
-        &documents,
-        &LoadOptions::with_production_trust(Settings {
-            no_match: NoMatchPolicy::Allow,
-        })
-        .unwrap(),
-        1,
-    )
-    .unwrap();
-    let metrics = Metrics::unregistered().unwrap();
-    let client = RegistryClient::new(
-        RegistryConfig {
-            insecure_registries: vec![host.clone()],
-            request_timeout: Duration::from_secs(15),
-            ..RegistryConfig::default()
-        },
-        Some(metrics.clone()),
-    )
-    .unwrap();
-    let verifier = Verifier::new(VerifierConfig {
-        registry: client,
-        docker_config: Keychain::anonymous(),
-        credentials: Arc::new(DocumentCredentials::default()),
-        cache: CacheSettings::default(),
-        metrics: metrics.clone(),
-    });
-    let admission = Admission::new(
-        Arc::new(PolicyIndex::new(snapshot)),
-        verifier,
-        metrics.clone(),
+    let webhook = TestWebhook::start(
+        &policies(&host),
+        WebhookConfig::for_registry(&host).no_match(NoMatchPolicy::Allow),
     );
-    let router = router(admission, WebhookSettings::default(), metrics);
     (
         Setup {
-            router,
-            _registry: registry,
+            webhook,
+            registry,
             proxy,
         },
         host,
@@ -127,15 +85,7 @@ fn review(images: &[&str], annotations: Value) -> Value {
 }
 
 async fn mutate(setup: &Setup, review: &Value) -> (Value, Option<Value>) {
-    let request = Request::post("/mutate?timeout=10s")
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(review).unwrap()))
-        .unwrap();
-    let response = setup.router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let answer: Value = serde_json::from_slice(&body).unwrap();
-    let response = answer["response"].clone();
+    let response = setup.webhook.mutate(review).await;
     assert_eq!(
         response["allowed"], true,
         "mutation never denies: {response}"
@@ -155,8 +105,8 @@ async fn mutate(setup: &Setup, review: &Value) -> (Value, Option<Value>) {
 #[tokio::test]
 async fn pins_only_images_a_signature_policy_covers() {
     let (setup, host) = setup().await;
-    let signed = setup._registry.push_image("signed/app", "v1", "one").await;
-    setup._registry.push_image("static/app", "v1", "two").await;
+    let signed = setup.registry.push_image("signed/app", "v1", "one").await;
+    setup.registry.push_image("static/app", "v1", "two").await;
     setup.proxy.reset();
 
     let images = [
@@ -191,7 +141,7 @@ async fn pins_only_images_a_signature_policy_covers() {
 async fn an_implied_latest_tag_is_spelt_out() {
     let (setup, host) = setup().await;
     let digest = setup
-        ._registry
+        .registry
         .push_image("signed/app", "latest", "latest")
         .await;
     let image = format!("{host}/signed/app");
@@ -205,7 +155,7 @@ async fn an_implied_latest_tag_is_spelt_out() {
 #[tokio::test]
 async fn the_opt_out_annotation_and_unknown_tags_leave_the_object_alone() {
     let (setup, host) = setup().await;
-    setup._registry.push_image("signed/app", "v1", "one").await;
+    setup.registry.push_image("signed/app", "v1", "one").await;
     let image = format!("{host}/signed/app:v1");
     let (_, patch) = mutate(
         &setup,

@@ -5,14 +5,9 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use http::Request;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 use support::registry::{CountingProxy, StubRegistry, TestRegistry};
 use support::signing::forgery::copy_sig_manifest;
@@ -20,96 +15,32 @@ use support::signing::{
     Hash, KeyKind, KeyPair, SignatureLayer, TestRekor, Vector, keyed_bundle, push_bundle_referrer,
     push_legacy_signatures, push_vector, simple_signing_payload, trusted_root_json,
 };
-use verity::admission::Admission;
+use support::webhook::{TestWebhook, WebhookConfig, pod_review};
 use verity::image::Digest;
-use verity::metrics::Metrics;
-use verity::policy::index::{NoMatchPolicy, PolicyIndex, Settings};
-use verity::policy::source::{Documents, LoadOptions, build_snapshot, pull_credentials};
-use verity::policy::validate::ValidationOptions;
-use verity::registry::{Keychain, RegistryClient, RegistryConfig};
-use verity::server::webhook::{WebhookSettings, router};
+use verity::registry::RegistryConfig;
+use verity::server::webhook::WebhookSettings;
 use verity::verify::trust::TrustMaterial;
-use verity::verify::{CacheSettings, Verifier, VerifierConfig};
 
-/// The router of one verity configured with `documents` (YAML) against a registry.
-struct Verity {
-    router: axum::Router,
-    metrics: Metrics,
+fn config(registry: &TestRegistry) -> WebhookConfig {
+    WebhookConfig::with_registry_config(registry.client_config())
 }
 
-struct Options {
-    registry: RegistryConfig,
-    docker_config: Keychain,
-    trust: TrustMaterial,
-    webhook: WebhookSettings,
+fn verity(documents: &str, config: WebhookConfig) -> TestWebhook {
+    TestWebhook::start(documents, config)
 }
 
-impl Options {
-    fn for_registry(registry: &TestRegistry) -> Self {
-        Options {
-            registry: registry.client_config(),
-            docker_config: Keychain::anonymous(),
-            trust: TrustMaterial::production().unwrap(),
-            webhook: WebhookSettings::default(),
-        }
-    }
-}
-
-fn verity(documents: &str, options: Options) -> Verity {
-    let mut parsed = Documents::default();
-    parsed.add_yaml("policies.yaml", documents).unwrap();
-    let load = LoadOptions {
-        settings: Settings {
-            no_match: NoMatchPolicy::Deny,
-        },
-        validation: ValidationOptions::default(),
-        default_trust: Arc::new(options.trust),
-    };
-    let (snapshot, _) = build_snapshot(&parsed, &load, 1).unwrap();
-    let credentials = pull_credentials(&parsed).unwrap();
-    let metrics = Metrics::unregistered().unwrap();
-    let verifier = Verifier::new(VerifierConfig {
-        registry: RegistryClient::new(options.registry, Some(metrics.clone())).unwrap(),
-        docker_config: options.docker_config,
-        credentials: Arc::new(credentials),
-        cache: CacheSettings::default(),
-        metrics: metrics.clone(),
-    });
-    let admission = Admission::new(
-        Arc::new(PolicyIndex::new(snapshot)),
-        verifier,
-        metrics.clone(),
-    );
-    Verity {
-        router: router(admission, options.webhook, metrics.clone()),
-        metrics,
-    }
-}
-
-impl Verity {
-    async fn review(&self, review: &Value) -> Value {
-        self.review_with_timeout(review, "10s").await
-    }
-
-    /// As the apiserver sends it: `?timeout=<apiserver timeout>`.
-    async fn review_with_timeout(&self, review: &Value, timeout: &str) -> Value {
-        let request = Request::post(format!("/validate?timeout={timeout}"))
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::to_vec(review).unwrap()))
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        serde_json::from_slice::<Value>(&body).unwrap()["response"].clone()
-    }
-
+trait Admit {
     /// Admits a Pod running `image`; `Ok(())` when allowed, `Err(denial text)` otherwise.
+    async fn admit(&self, image: &str) -> Result<(), String>;
+}
+
+impl Admit for TestWebhook {
     async fn admit(&self, image: &str) -> Result<(), String> {
-        let response = self.review(&pod(&[image])).await;
-        if response["allowed"] == true {
+        let answer = self.admit_pod(&[image]).await;
+        if answer.allowed {
             Ok(())
         } else {
-            Err(response["status"]["message"].as_str().unwrap().to_string())
+            Err(answer.message)
         }
     }
 }
@@ -117,16 +48,6 @@ impl Verity {
 fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn pod(images: &[&str]) -> Value {
-    let mut review = fixture("pod");
-    review["request"]["object"]["spec"] = json!({
-        "containers": images.iter().enumerate()
-            .map(|(i, image)| json!({"name": format!("c{i}"), "image": image}))
-            .collect::<Vec<_>>()
-    });
-    review
 }
 
 fn indent(text: &str, spaces: usize) -> String {
@@ -185,10 +106,7 @@ async fn every_key_type_verifies_an_openssl_signature() {
             &[SignatureLayer::new(payload, signature)],
         )
         .await;
-        let verity = verity(
-            &key_policy("signed", "**", &key, ""),
-            Options::for_registry(&registry),
-        );
+        let verity = verity(&key_policy("signed", "**", &key, ""), config(&registry));
         assert_eq!(verity.admit(&reference).await, Ok(()), "{kind:?} pss={pss}");
     }
 }
@@ -219,22 +137,19 @@ async fn hash_algorithms_must_match_the_signature() {
                 "    key:\n",
                 &format!("    key:\n      hashAlgorithm: {name}\n"),
             ),
-            Options::for_registry(&registry),
+            config(&registry),
         );
         assert_eq!(matching.admit(&reference).await, Ok(()), "{name}");
         // The default sha256 does not verify a signature over another digest.
-        let denial = verity(
-            &key_policy("signed", "**", &key, ""),
-            Options::for_registry(&registry),
-        )
-        .admit(&reference)
-        .await
-        .unwrap_err();
+        let denial = verity(&key_policy("signed", "**", &key, ""), config(&registry))
+            .admit(&reference)
+            .await
+            .unwrap_err();
         assert!(
             denial.contains("signature does not verify with the ECDSA P-256 key from key.data"),
             "{denial}"
         );
-        assert!(denial.contains("(sha256 hash)"), "{denial}");
+        assert!(denial.contains("(message hashed with sha256)"), "{denial}");
     }
 }
 
@@ -257,16 +172,13 @@ async fn wrong_key_copied_signature_and_other_payload_are_denied() {
     .await;
     let digest_form = |d: &Digest| format!("{}/app@{d}", registry.host());
 
-    let right = verity(
-        &key_policy("signed", "**", &key, ""),
-        Options::for_registry(&registry),
-    );
+    let right = verity(&key_policy("signed", "**", &key, ""), config(&registry));
     assert_eq!(right.admit(&signed_ref).await, Ok(()));
 
     // Wrong key.
     let wrong = verity(
         &key_policy("signed", "**", &other_key, ""),
-        Options::for_registry(&registry),
+        config(&registry),
     );
     let denial = wrong.admit(&signed_ref).await.unwrap_err();
     assert!(
@@ -338,10 +250,7 @@ async fn one_valid_layer_among_invalid_ones_is_enough_and_only_it_counts() {
         key.sign_openssl(&payload, Hash::Sha256, false),
     );
     push_legacy_signatures(&registry, "app", &digest, "", &[bad, good]).await;
-    let verity = verity(
-        &key_policy("signed", "**", &key, ""),
-        Options::for_registry(&registry),
-    );
+    let verity = verity(&key_policy("signed", "**", &key, ""), config(&registry));
     assert_eq!(verity.admit(&reference).await, Ok(()));
 }
 
@@ -375,7 +284,7 @@ async fn required_annotations_must_be_signed_on_the_same_layer() {
     assert_eq!(
         verity(
             &key_policy("signed", "**", &key, require),
-            Options::for_registry(&registry)
+            config(&registry)
         )
         .admit(&reference)
         .await,
@@ -388,7 +297,7 @@ async fn required_annotations_must_be_signed_on_the_same_layer() {
             &key,
             "annotations: {imageRef: refs/tags/v2.0.0}",
         ),
-        Options::for_registry(&registry),
+        config(&registry),
     )
     .admit(&reference)
     .await
@@ -413,7 +322,7 @@ async fn required_annotations_must_be_signed_on_the_same_layer() {
     push_legacy_signatures(&registry, "split", &digest, "", &[valid, unsigned]).await;
     let denial = verity(
         &key_policy("signed", "**", &key, require),
-        Options::for_registry(&registry),
+        config(&registry),
     )
     .admit(&reference)
     .await
@@ -447,19 +356,16 @@ async fn signatures_in_another_repository_and_with_a_tag_prefix() {
     assert_eq!(
         verity(
             &key_policy("signed", "**", &key, &source),
-            Options::for_registry(&registry)
+            config(&registry)
         )
         .admit(&reference)
         .await,
         Ok(())
     );
-    let denial = verity(
-        &key_policy("signed", "**", &key, ""),
-        Options::for_registry(&registry),
-    )
-    .admit(&reference)
-    .await
-    .unwrap_err();
+    let denial = verity(&key_policy("signed", "**", &key, ""), config(&registry))
+        .admit(&reference)
+        .await
+        .unwrap_err();
     assert!(
         denial.contains(": no signatures found (looked in"),
         "{denial}"
@@ -484,10 +390,7 @@ async fn tags_resolve_to_the_digest_that_was_signed() {
         )],
     )
     .await;
-    let verity = verity(
-        &key_policy("signed", "**", &key, ""),
-        Options::for_registry(&registry),
-    );
+    let verity = verity(&key_policy("signed", "**", &key, ""), config(&registry));
     assert_eq!(
         verity.admit(&format!("{}/app:v2", registry.host())).await,
         Ok(())
@@ -532,28 +435,22 @@ async fn private_registries_with_basic_auth_and_tls() {
         )
     );
     assert_eq!(
-        verity(&with_secret, Options::for_registry(&registry))
+        verity(&with_secret, config(&registry))
             .admit(&reference)
             .await,
         Ok(())
     );
-    let denial = verity(
-        &key_policy("signed", "**", &key, ""),
-        Options::for_registry(&registry),
-    )
-    .admit(&reference)
-    .await
-    .unwrap_err();
+    let denial = verity(&key_policy("signed", "**", &key, ""), config(&registry))
+        .admit(&reference)
+        .await
+        .unwrap_err();
     assert!(
         denial.contains("failed to read signatures") && denial.contains("401"),
         "{denial}"
     );
     assert!(!denial.contains("no signatures found"), "{denial}");
     // --docker-config credentials also reach tag resolution.
-    let options = Options {
-        docker_config: registry.keychain(),
-        ..Options::for_registry(&registry)
-    };
+    let options = config(&registry).docker_config(registry.keychain());
     assert_eq!(
         verity(&key_policy("signed", "**", &key, ""), options)
             .admit(&format!("{}/private/app:v1", registry.host()))
@@ -577,18 +474,12 @@ async fn private_registries_with_basic_auth_and_tls() {
     )
     .await;
     assert_eq!(
-        verity(
-            &key_policy("signed", "**", &key, ""),
-            Options::for_registry(&registry)
-        )
-        .admit(&reference)
-        .await,
+        verity(&key_policy("signed", "**", &key, ""), config(&registry))
+            .admit(&reference)
+            .await,
         Ok(())
     );
-    let no_ca = Options {
-        registry: RegistryConfig::default(),
-        ..Options::for_registry(&registry)
-    };
+    let no_ca = WebhookConfig::with_registry_config(RegistryConfig::default());
     let denial = verity(&key_policy("signed", "**", &key, ""), no_ca)
         .admit(&reference)
         .await
@@ -613,19 +504,15 @@ async fn registry_failures_deny_naming_the_cause_within_the_deadline() {
         (StubRegistry::hanging().await, "timed out"),
     ] {
         let host = stub.host();
-        let options = Options {
-            registry: RegistryConfig {
-                insecure_registries: vec![host.clone()],
-                request_timeout: Duration::from_millis(500),
-                ..RegistryConfig::default()
-            },
-            docker_config: Keychain::anonymous(),
-            trust: TrustMaterial::production().unwrap(),
-            webhook: WebhookSettings {
-                request_timeout: Duration::from_secs(3),
-                ..WebhookSettings::default()
-            },
-        };
+        let options = WebhookConfig::with_registry_config(RegistryConfig {
+            insecure_registries: vec![host.clone()],
+            request_timeout: Duration::from_millis(500),
+            ..RegistryConfig::default()
+        })
+        .webhook(WebhookSettings {
+            request_timeout: Duration::from_secs(3),
+            ..WebhookSettings::default()
+        });
         let verity = verity(&key_policy("signed", "**", &key, ""), options);
         let reference = format!("{host}/app@{digest}");
         let denial = verity.admit(&reference).await.unwrap_err();
@@ -659,10 +546,7 @@ async fn ctlog_requires_a_rekor_entry_bound_to_the_signature() {
     let trust =
         TrustMaterial::from_trusted_root_json(trusted_root_json(&fulcio, &rekor, None).as_bytes())
             .unwrap();
-    let options = || Options {
-        trust: trust.clone(),
-        ..Options::for_registry(&registry)
-    };
+    let options = || config(&registry).default_trust(trust.clone());
     let policy = key_policy("signed", "**", &key, "ctlog: {}");
     let now = 1_790_000_000;
 
@@ -767,10 +651,7 @@ async fn keyed_cosign_v3_bundles_found_through_referrers() {
         &keyed_bundle(&digest, &key, &rekor, 1_790_000_000, 3),
     )
     .await;
-    let options = || Options {
-        trust: trust.clone(),
-        ..Options::for_registry(&registry)
-    };
+    let options = || config(&registry).default_trust(trust.clone());
     assert_eq!(
         verity(&key_policy("signed", "**", &key, ""), options())
             .admit(&reference)
@@ -834,17 +715,14 @@ async fn production_keyed_signature_verifies_through_the_registry() {
         "ctlog: {}",
         "ctlog: {url: \"https://rekor.sigstore.dev\"}",
     ] {
-        let verity = verity(&key_policy(&right, extra), Options::for_registry(&registry));
+        let verity = verity(&key_policy(&right, extra), config(&registry));
         assert_eq!(verity.admit(&reference).await, Ok(()), "{extra}");
     }
     let wrong = vector.wrong_public_key_pem.clone().unwrap();
-    let denial = verity(
-        &key_policy(&wrong, "ctlog: {}"),
-        Options::for_registry(&registry),
-    )
-    .admit(&reference)
-    .await
-    .unwrap_err();
+    let denial = verity(&key_policy(&wrong, "ctlog: {}"), config(&registry))
+        .admit(&reference)
+        .await
+        .unwrap_err();
     assert!(
         denial.contains("no matching signatures: [layer 0 of")
             && denial.contains("signature does not verify"),
@@ -874,13 +752,7 @@ async fn a_rollout_verifies_once() {
     )
     .await;
     proxy.reset();
-    let options = Options {
-        registry: RegistryConfig {
-            insecure_registries: vec![host.clone()],
-            ..RegistryConfig::default()
-        },
-        ..Options::for_registry(&registry)
-    };
+    let options = WebhookConfig::for_registry(&host);
     let verity = verity(&key_policy("signed", "**", &key, ""), options);
     let image = format!("{host}/app:v1");
     let with_image = |name: &str| {
@@ -936,30 +808,31 @@ async fn a_rollout_verifies_once() {
 async fn overload_is_denied_in_band_before_the_deadline() {
     let key = KeyPair::generate(KeyKind::EcdsaP256);
     let stub = StubRegistry::hanging().await;
-    let options = Options {
-        registry: RegistryConfig {
-            insecure_registries: vec![stub.host()],
-            request_timeout: Duration::from_secs(30),
-            ..RegistryConfig::default()
-        },
-        docker_config: Keychain::anonymous(),
-        trust: TrustMaterial::production().unwrap(),
-        webhook: WebhookSettings {
-            request_timeout: Duration::from_secs(3),
-            max_in_flight: 1,
-            ..WebhookSettings::default()
-        },
-    };
+    let options = WebhookConfig::with_registry_config(RegistryConfig {
+        insecure_registries: vec![stub.host()],
+        request_timeout: Duration::from_secs(30),
+        ..RegistryConfig::default()
+    })
+    .webhook(WebhookSettings {
+        request_timeout: Duration::from_secs(3),
+        max_in_flight: 1,
+        ..WebhookSettings::default()
+    });
     let verity = verity(&key_policy("signed", "**", &key, ""), options);
-    let first = pod(&[&format!("{}/a@{}", stub.host(), Digest::sha256_of(b"a"))]);
-    let second = pod(&[&format!("{}/b@{}", stub.host(), Digest::sha256_of(b"b"))]);
+    let first = pod_review(&[&format!("{}/a@{}", stub.host(), Digest::sha256_of(b"a"))]);
+    let second = pod_review(&[&format!("{}/b@{}", stub.host(), Digest::sha256_of(b"b"))]);
     // The first holds the only slot for its whole 3 s budget; the second, with a shorter
     // apiserver timeout, gives up waiting and is answered before its own deadline.
     let started = std::time::Instant::now();
-    let (a, b) = tokio::join!(verity.review_with_timeout(&first, "10s"), async {
-        tokio::task::yield_now().await;
-        verity.review_with_timeout(&second, "2s").await
-    });
+    let (a, b) = tokio::join!(
+        verity.review_with_timeout(&first, Duration::from_secs(10)),
+        async {
+            tokio::task::yield_now().await;
+            verity
+                .review_with_timeout(&second, Duration::from_secs(2))
+                .await
+        }
+    );
     let message = |r: &Value| r["status"]["message"].as_str().unwrap().to_string();
     assert!(message(&a).contains("timed out after"), "{}", message(&a));
     assert!(

@@ -12,10 +12,23 @@
 
 use super::bundle::{self, BundleContent, DsseEnvelope, SigstoreBundle, VerificationMaterial};
 use super::discovery::{BundleSignature, Discovered, LegacySignature};
+use super::key::SignatureError;
+
 use super::rekor::{RekorBundle, verify_tlog_entry};
 use super::simple_signing::{self, missing_annotation};
 use crate::image::Digest;
 use crate::policy::compiled::KeyAuthority;
+
+/// Why a signature was rejected by `signer` (e.g. "ECDSA P-256 key from key.data (sha256:…)"),
+/// said once: the key error already names the key, the caller knows where it came from.
+pub fn signature_rejection(err: &SignatureError, signer: &str) -> String {
+    match err {
+        SignatureError::Invalid { how, .. } => {
+            format!("signature does not verify with the {signer} ({how})")
+        }
+        other => format!("cannot check the signature with the {signer}: {other}"),
+    }
+}
 
 /// The in-toto predicate type cosign v3 uses for image signatures.
 pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
@@ -78,13 +91,7 @@ fn check_legacy(
     authority
         .key
         .verify(&signature.payload, raw_signature, authority.hash)
-        .map_err(|err| {
-            format!(
-                "signature does not verify with the {} ({} hash): {err}",
-                key_description(authority),
-                authority.hash
-            )
-        })?;
+        .map_err(|err| signature_rejection(&err, &key_description(authority)))?;
     if let Some(missing) = missing_annotation(&authority.annotations, &payload.annotations) {
         return Err(missing);
     }

@@ -23,7 +23,8 @@ use super::bundle::{self, BundleContent, VerificationMaterial};
 use super::cert::{self, CertificateIdentity, VerifiedLeaf};
 use super::discovery::{BundleSignature, Discovered, LegacySignature};
 use super::key::{HashAlgorithm, KeyAlgorithm, PublicKey};
-use super::keyed::check_dsse_statement;
+use super::keyed::{check_dsse_statement, signature_rejection};
+
 use super::rekor::{RekorBundle, VerifiedTlogEntry, verify_tlog_entry};
 use super::simple_signing::{self, missing_annotation};
 use crate::image::Digest;
@@ -180,12 +181,7 @@ fn verify_legacy(
     let leaf = trusted_leaf(authority, leaf_der, &presented, signed_at)?;
     let key = leaf_key(&leaf)?;
     key.verify(&signature.payload, raw_signature, default_hash(&key))
-        .map_err(|e| {
-            format!(
-                "signature does not verify with the certificate's {} key: {e}",
-                key.algorithm()
-            )
-        })?;
+        .map_err(|e| signature_rejection(&e, &format!("certificate's {} key", key.algorithm())))?;
     tlog.body
         .check_binds_simple_signature(&signature.payload, raw_signature, leaf_der)
         .map_err(|e| format!("transparency log entry does not record this signature: {e}"))?;

@@ -25,9 +25,10 @@ use tower::ServiceExt;
 use verity::admission::Admission;
 use verity::metrics::Metrics;
 use verity::policy::index::{NoMatchPolicy, PolicyIndex, Settings};
-use verity::policy::source::{Documents, LoadError, LoadOptions, build_snapshot};
+use verity::policy::source::{Documents, LoadError, LoadOptions, build_snapshot, pull_credentials};
 use verity::policy::validate::ValidationOptions;
-use verity::registry::{DocumentCredentials, Keychain, RegistryClient, RegistryConfig};
+use verity::registry::{Keychain, RegistryClient, RegistryConfig};
+
 use verity::server::webhook::{WebhookSettings, router};
 use verity::verify::trust::TrustMaterial;
 use verity::verify::{CacheSettings, Verifier, VerifierConfig};
@@ -37,10 +38,12 @@ use verity::verify::{CacheSettings, Verifier, VerifierConfig};
 pub struct WebhookConfig {
     /// Trust material for authorities without `trustRootRef` (`--trust-root`).
     pub default_trust: TrustMaterial,
-    /// Registries reached over plain HTTP (`--insecure-registry`).
-    pub insecure_registries: Vec<String>,
-    /// Bound on one registry exchange (`--registry-timeout`).
-    pub registry_timeout: Duration,
+    /// How registries are reached (`--insecure-registry`, `--registry-ca`, `--registry-timeout`).
+    pub registry: RegistryConfig,
+    /// `--docker-config` credentials.
+    pub docker_config: Keychain,
+    /// Limits of the webhook endpoints (`--request-timeout`, `--max-in-flight`).
+    pub webhook: WebhookSettings,
     /// What an image no policy matches gets.
     pub no_match: NoMatchPolicy,
     /// The apiserver's `?timeout=` of every review (verity answers within it).
@@ -51,13 +54,44 @@ impl WebhookConfig {
     /// Plain HTTP to `host`, the embedded production trust root, no-match deny, registry
     /// timeout 5 s, reviews with a 10 s apiserver timeout.
     pub fn for_registry(host: &str) -> Self {
+        Self::with_registry_config(RegistryConfig {
+            insecure_registries: vec![host.to_string()],
+            request_timeout: Duration::from_secs(5),
+            ..RegistryConfig::default()
+        })
+    }
+
+    /// Registries reached as `registry` says (e.g. `TestRegistry::client_config()`, which
+    /// trusts a TLS registry's CA).
+    pub fn with_registry_config(registry: RegistryConfig) -> Self {
         WebhookConfig {
             default_trust: TrustMaterial::production().unwrap(),
-            insecure_registries: vec![host.to_string()],
-            registry_timeout: Duration::from_secs(5),
+            registry,
+            docker_config: Keychain::anonymous(),
+            webhook: WebhookSettings::default(),
             no_match: NoMatchPolicy::Deny,
             review_timeout: Duration::from_secs(10),
         }
+    }
+
+    pub fn default_trust(mut self, trust: TrustMaterial) -> Self {
+        self.default_trust = trust;
+        self
+    }
+
+    pub fn docker_config(mut self, keychain: Keychain) -> Self {
+        self.docker_config = keychain;
+        self
+    }
+
+    pub fn webhook(mut self, settings: WebhookSettings) -> Self {
+        self.webhook = settings;
+        self
+    }
+
+    pub fn no_match(mut self, no_match: NoMatchPolicy) -> Self {
+        self.no_match = no_match;
+        self
     }
 
     /// The default trust root from a `trusted_root.json`, as `--trust-root FILE` reads it.
@@ -68,7 +102,7 @@ impl WebhookConfig {
     }
 
     pub fn registry_timeout(mut self, timeout: Duration) -> Self {
-        self.registry_timeout = timeout;
+        self.registry.request_timeout = timeout;
         self
     }
 
@@ -107,20 +141,13 @@ impl TestWebhook {
             default_trust: Arc::new(config.default_trust),
         };
         let (snapshot, warnings) = build_snapshot(&documents, &load, 1)?;
+        let credentials = pull_credentials(&documents)?;
         let metrics = Metrics::unregistered().unwrap();
-        let client = RegistryClient::new(
-            RegistryConfig {
-                insecure_registries: config.insecure_registries,
-                request_timeout: config.registry_timeout,
-                ..RegistryConfig::default()
-            },
-            Some(metrics.clone()),
-        )
-        .unwrap();
+        let client = RegistryClient::new(config.registry, Some(metrics.clone())).unwrap();
         let verifier = Verifier::new(VerifierConfig {
             registry: client,
-            docker_config: Keychain::anonymous(),
-            credentials: Arc::new(DocumentCredentials::default()),
+            docker_config: config.docker_config,
+            credentials: Arc::new(credentials),
             cache: CacheSettings::default(),
             metrics: metrics.clone(),
         });
@@ -130,7 +157,7 @@ impl TestWebhook {
             metrics.clone(),
         );
         Ok(TestWebhook {
-            router: router(admission, WebhookSettings::default(), metrics.clone()),
+            router: router(admission, config.webhook, metrics.clone()),
             review_timeout: config.review_timeout,
             warnings: warnings.iter().map(ToString::to_string).collect(),
             metrics,
@@ -139,13 +166,24 @@ impl TestWebhook {
 
     /// POSTs `review` to `/validate` and returns the AdmissionReview's `response`.
     pub async fn review(&self, review: &Value) -> Value {
-        let request = Request::post(format!(
-            "/validate?timeout={}ms",
-            self.review_timeout.as_millis()
-        ))
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(review).unwrap()))
-        .unwrap();
+        self.post("validate", review, self.review_timeout).await
+    }
+
+    /// As [`TestWebhook::review`], with the apiserver's `?timeout=` set to `timeout`.
+    pub async fn review_with_timeout(&self, review: &Value, timeout: Duration) -> Value {
+        self.post("validate", review, timeout).await
+    }
+
+    /// POSTs `review` to `/mutate` and returns the AdmissionReview's `response`.
+    pub async fn mutate(&self, review: &Value) -> Value {
+        self.post("mutate", review, self.review_timeout).await
+    }
+
+    async fn post(&self, endpoint: &str, review: &Value, timeout: Duration) -> Value {
+        let request = Request::post(format!("/{endpoint}?timeout={}ms", timeout.as_millis()))
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(review).unwrap()))
+            .unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), 200, "the webhook answers in-band");
         let body = response.into_body().collect().await.unwrap().to_bytes();
