@@ -732,15 +732,7 @@ impl Target {
                 path.display()
             )
         })?;
-        let labels = object
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let labels = crate::admission::images::labels_of(&object);
         let images = if images.is_empty() {
             images_of(workload, &object)?
         } else {

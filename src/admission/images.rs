@@ -204,6 +204,20 @@ pub fn workload_credentials(
     }
 }
 
+/// The object's own `metadata.labels` (what `match[].selector` looks at).
+pub fn labels_of(object: &Value) -> std::collections::BTreeMap<String, String> {
+    object
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `spec.replicas` of an object, when it is a number.
 pub fn replicas(object: &Value) -> Option<i64> {
     object.get("spec")?.get("replicas")?.as_i64()

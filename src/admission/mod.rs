@@ -9,7 +9,6 @@ pub mod message;
 pub mod mutate;
 pub mod review;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -181,7 +180,7 @@ impl Admission {
             &request.resource.version,
             &request.resource.resource,
         );
-        let labels = labels_of(object);
+        let labels = images::labels_of(object);
         let now = Instant::now();
         let context = RequestContext {
             workload: images::workload_credentials(kind, object, request.namespace.as_deref()),
@@ -223,17 +222,4 @@ fn is_exempt_scale_down(
         return false;
     };
     new_replicas < old_replicas && images_of(kind, old).is_ok_and(|old_images| old_images == images)
-}
-
-fn labels_of(object: &Value) -> BTreeMap<String, String> {
-    object
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .map(|labels| {
-            labels
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
 }

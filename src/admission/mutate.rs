@@ -14,7 +14,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use tracing::{debug, warn};
 
-use super::images::{ContainerImage, WorkloadKind, images_of, workload_credentials};
+use super::images::{ContainerImage, WorkloadKind, images_of, labels_of, workload_credentials};
 use super::review::{AdmissionRequest, AdmissionResponse, Operation};
 use crate::image::ImageRef;
 use crate::policy::compiled::ResourceRef;
@@ -90,15 +90,7 @@ pub async fn pin(
         &request.resource.version,
         &request.resource.resource,
     );
-    let labels: BTreeMap<String, String> = object
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let labels: BTreeMap<String, String> = labels_of(object);
     let context = RequestContext {
         workload: workload_credentials(kind, object, request.namespace.as_deref()),
         deadline,

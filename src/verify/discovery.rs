@@ -69,7 +69,44 @@ pub struct Discovered {
     pub bundles: Vec<BundleSignature>,
 }
 
+/// One authority's answer over everything discovered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignatureVerdict {
+    /// The evidence of the first signature that satisfies the authority.
+    Accepted(String),
+    /// No signature at all was found.
+    NoSignatures,
+    /// Signatures were found and none satisfies the authority: one line per signature, saying
+    /// where it was and why it was rejected.
+    NoneMatched(Vec<String>),
+}
+
 impl Discovered {
+    /// Checks the legacy signatures, then the bundles, each on its own; the first accepted wins.
+    pub fn judge(
+        &self,
+        legacy: impl Fn(&LegacySignature) -> Result<String, String>,
+        bundle: impl Fn(&BundleSignature) -> Result<String, String>,
+    ) -> SignatureVerdict {
+        if self.is_empty() {
+            return SignatureVerdict::NoSignatures;
+        }
+        let mut rejections = Vec::new();
+        for signature in &self.legacy {
+            match legacy(signature) {
+                Ok(evidence) => return SignatureVerdict::Accepted(evidence),
+                Err(reason) => rejections.push(format!("[{}] {reason}", signature.location)),
+            }
+        }
+        for signature in &self.bundles {
+            match bundle(signature) {
+                Ok(evidence) => return SignatureVerdict::Accepted(evidence),
+                Err(reason) => rejections.push(format!("[{}] {reason}", signature.location)),
+            }
+        }
+        SignatureVerdict::NoneMatched(rejections)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.legacy.is_empty() && self.bundles.is_empty()
     }

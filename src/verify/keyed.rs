@@ -11,7 +11,7 @@
 //!    payload, signature and key.
 
 use super::bundle::{self, BundleContent, DsseEnvelope, SigstoreBundle, VerificationMaterial};
-use super::discovery::{BundleSignature, Discovered, LegacySignature};
+use super::discovery::{BundleSignature, Discovered, LegacySignature, SignatureVerdict};
 use super::key::SignatureError;
 
 use super::rekor::{RekorBundle, verify_tlog_entry};
@@ -34,35 +34,16 @@ pub fn signature_rejection(err: &SignatureError, signer: &str) -> String {
 pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
-/// Why each signature was rejected, or the evidence of the first one accepted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeyVerdict {
-    Accepted(String),
-    /// No signature at all was found.
-    NoSignatures,
-    /// Signatures were found; none satisfies the authority. One line per signature.
-    NoneMatched(Vec<String>),
-}
-
 /// Checks the discovered signatures of `digest` against `authority`.
-pub fn check(authority: &KeyAuthority, digest: &Digest, discovered: &Discovered) -> KeyVerdict {
-    if discovered.is_empty() {
-        return KeyVerdict::NoSignatures;
-    }
-    let mut rejections = Vec::new();
-    for signature in &discovered.legacy {
-        match check_legacy(authority, digest, signature) {
-            Ok(evidence) => return KeyVerdict::Accepted(evidence),
-            Err(reason) => rejections.push(format!("[{}] {reason}", signature.location)),
-        }
-    }
-    for signature in &discovered.bundles {
-        match check_bundle(authority, digest, signature) {
-            Ok(evidence) => return KeyVerdict::Accepted(evidence),
-            Err(reason) => rejections.push(format!("[{}] {reason}", signature.location)),
-        }
-    }
-    KeyVerdict::NoneMatched(rejections)
+pub fn check(
+    authority: &KeyAuthority,
+    digest: &Digest,
+    discovered: &Discovered,
+) -> SignatureVerdict {
+    discovered.judge(
+        |signature| check_legacy(authority, digest, signature),
+        |signature| check_bundle(authority, digest, signature),
+    )
 }
 
 fn key_description(authority: &KeyAuthority) -> String {

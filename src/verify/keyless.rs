@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use super::bundle::{self, BundleContent, VerificationMaterial};
 use super::cert::{self, CertificateIdentity, VerifiedLeaf};
-use super::discovery::{BundleSignature, Discovered, LegacySignature};
+use super::discovery::{BundleSignature, Discovered, LegacySignature, SignatureVerdict};
 use super::key::{HashAlgorithm, KeyAlgorithm, PublicKey};
 use super::keyed::{check_dsse_statement, signature_rejection};
 
@@ -30,37 +30,16 @@ use super::simple_signing::{self, missing_annotation};
 use crate::image::Digest;
 use crate::policy::compiled::KeylessAuthority;
 
-/// The outcome for one authority.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeylessVerdict {
-    Accepted(String),
-    NoSignatures,
-    /// One line per rejected signature, saying why, with its identity when it was readable.
-    NoneMatched(Vec<String>),
-}
-
+/// Checks the discovered signatures of `digest` against `authority`.
 pub fn check(
     authority: &KeylessAuthority,
     digest: &Digest,
     discovered: &Discovered,
-) -> KeylessVerdict {
-    if discovered.is_empty() {
-        return KeylessVerdict::NoSignatures;
-    }
-    let mut rejections = Vec::new();
-    for signature in &discovered.legacy {
-        match check_legacy(authority, digest, signature) {
-            Ok(evidence) => return KeylessVerdict::Accepted(evidence),
-            Err(rejection) => rejections.push(format!("[{}] {rejection}", signature.location)),
-        }
-    }
-    for signature in &discovered.bundles {
-        match check_bundle(authority, digest, signature) {
-            Ok(evidence) => return KeylessVerdict::Accepted(evidence),
-            Err(rejection) => rejections.push(format!("[{}] {rejection}", signature.location)),
-        }
-    }
-    KeylessVerdict::NoneMatched(rejections)
+) -> SignatureVerdict {
+    discovered.judge(
+        |signature| check_legacy(authority, digest, signature).map_err(|r| r.to_string()),
+        |signature| check_bundle(authority, digest, signature).map_err(|r| r.to_string()),
+    )
 }
 
 /// Why one signature was not accepted, with who its certificate names once that was readable:

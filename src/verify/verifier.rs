@@ -18,9 +18,9 @@ use crate::registry::{
     CredentialSource, Keychain, RegistryClient, RegistryError, WorkloadCredentials,
 };
 
-use super::discovery::{self, SignatureSite};
-use super::keyed::{self, KeyVerdict};
-use super::keyless::{self, KeylessVerdict};
+use super::discovery::{self, SignatureSite, SignatureVerdict};
+use super::keyed;
+use super::keyless;
 use super::static_policy;
 
 /// What verification needs to know about the request it serves.
@@ -411,32 +411,22 @@ fn judge(
     discovered: &discovery::Discovered,
     prefix: &str,
 ) -> Outcome {
-    match &authority.kind {
-        AuthorityKind::Key(key) => match keyed::check(key, digest, discovered) {
-            KeyVerdict::Accepted(description) => Ok(Evidence { description }),
-            KeyVerdict::NoSignatures => Err(Failure::definite(format!(
-                "{prefix}: no signatures found ({})",
-                discovered.summary()
-            ))),
-            KeyVerdict::NoneMatched(rejections) => Err(Failure::definite(format!(
-                "{prefix}: no matching signatures: {} ({})",
-                rejections.join("; "),
-                discovered.summary()
-            ))),
-        },
-        AuthorityKind::Keyless(keyless) => match keyless::check(keyless, digest, discovered) {
-            KeylessVerdict::Accepted(description) => Ok(Evidence { description }),
-            KeylessVerdict::NoSignatures => Err(Failure::definite(format!(
-                "{prefix}: no signatures found ({})",
-                discovered.summary()
-            ))),
-            KeylessVerdict::NoneMatched(rejections) => Err(Failure::definite(format!(
-                "{prefix}: no matching signatures: {} ({})",
-                rejections.join("; "),
-                discovered.summary()
-            ))),
-        },
-        AuthorityKind::Static { pass, message } => static_policy::evaluate(*pass, message),
+    let verdict = match &authority.kind {
+        AuthorityKind::Key(key) => keyed::check(key, digest, discovered),
+        AuthorityKind::Keyless(keyless) => keyless::check(keyless, digest, discovered),
+        AuthorityKind::Static { pass, message } => return static_policy::evaluate(*pass, message),
+    };
+    match verdict {
+        SignatureVerdict::Accepted(description) => Ok(Evidence { description }),
+        SignatureVerdict::NoSignatures => Err(Failure::definite(format!(
+            "{prefix}: no signatures found ({})",
+            discovered.summary()
+        ))),
+        SignatureVerdict::NoneMatched(rejections) => Err(Failure::definite(format!(
+            "{prefix}: no matching signatures: {} ({})",
+            rejections.join("; "),
+            discovered.summary()
+        ))),
     }
 }
 
