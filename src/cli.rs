@@ -20,11 +20,13 @@ use crate::admission::decision::decide;
 use crate::admission::evaluate::Evaluation;
 use crate::admission::explain::Explanation;
 use crate::admission::images::{ContainerImage, WorkloadKind, images_of};
+use crate::admission::mutate::NamespaceOptOut;
 use crate::devcert;
 use crate::metrics::Metrics;
 use crate::policy::compiled::ResourceRef;
 use crate::policy::index::{NoMatchPolicy, PolicyIndex, Settings};
 use crate::policy::source::file::{self, FileWatcher};
+use crate::policy::source::kube::namespaces::NamespaceWatch;
 use crate::policy::source::kube::{self as kube_source, KubeSource};
 use crate::policy::source::{Documents, LoadOptions, build_snapshot};
 use crate::policy::validate::ValidationOptions;
@@ -398,6 +400,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let index = Arc::new(PolicyIndex::default());
     // Files are loaded before binding (invalid files refuse to start); the cluster source
     // starts once the server is bound and turns readiness on after its first full sync.
+    // Cluster mode: namespaces annotated verity.dev/mutate=false are never pinned.
+    let mut namespace_opt_out: Option<Arc<dyn NamespaceOptOut>> = None;
     let (policy_references, credentials, source_task) = match source {
         PolicySource::Files(paths) => {
             let loaded = file::load(&paths, &load, 1)
@@ -455,26 +459,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 readiness.clone(),
                 metrics.clone(),
             );
-            let (credentials, credential_watches): (Arc<dyn CredentialSource>, _) = if args
-                .cluster_pull_secrets
-            {
+            let (namespaces, namespace_watch) = NamespaceWatch::watch(client.clone());
+            namespace_opt_out = Some(Arc::new(namespaces));
+            let mut watches = vec![tokio::spawn(namespace_watch)];
+            let credentials: Arc<dyn CredentialSource> = if args.cluster_pull_secrets {
                 let (credentials, driver) = ClusterCredentials::watch(client);
                 source = source.with_credentials(credentials.clone());
-                (Arc::new(credentials), Some(tokio::spawn(driver)))
+                watches.push(tokio::spawn(driver));
+                Arc::new(credentials)
             } else {
                 info!("cluster pull secrets off: only verity's own registry credentials are used");
-                (Arc::new(DocumentCredentials::default()), None)
+                Arc::new(DocumentCredentials::default())
             };
             (
                 PolicyReferences::Cluster(source.references()),
                 credentials,
-                SourceTask::Cluster(source, credential_watches),
+                SourceTask::Cluster(source, watches),
             )
         }
     };
 
     let verifier = args.registry.verifier(&metrics, credentials)?;
-    let admission = Admission::new(Arc::clone(&index), verifier, metrics.clone());
+    let mut admission = Admission::new(Arc::clone(&index), verifier, metrics.clone());
+    if let Some(namespaces) = namespace_opt_out {
+        admission = admission.with_namespace_opt_out(namespaces);
+    }
     let webhook_settings = WebhookSettings {
         request_timeout: args.request_timeout,
         max_in_flight: args.max_in_flight,
@@ -503,11 +512,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             readiness.set_ready();
             vec![watching]
         }
-        SourceTask::Cluster(source, credential_watches) => {
-            std::iter::once(tokio::spawn(source.run()))
-                .chain(credential_watches)
-                .collect()
-        }
+        SourceTask::Cluster(source, watches) => std::iter::once(tokio::spawn(source.run()))
+            .chain(watches)
+            .collect(),
     };
     server
         .run(async move {
@@ -552,8 +559,8 @@ impl PolicySource {
 /// What keeps the index current once the server is bound.
 enum SourceTask {
     Files(FileWatcher, String),
-    /// The source, and the already running registry credential watches (if any).
-    Cluster(KubeSource, Option<tokio::task::JoinHandle<()>>),
+    /// The source, and the already running namespace and registry credential watches.
+    Cluster(KubeSource, Vec<tokio::task::JoinHandle<()>>),
 }
 
 fn dev_certs(args: DevCertsArgs) -> anyhow::Result<ExitCode> {

@@ -714,7 +714,9 @@ fn rbac_is_exactly_the_intended_rules() {
             {"apiGroups": ["policy.sigstore.dev"],
              "resources": ["clusterimagepolicies/status", "trustroots/status"],
              "verbs": ["update", "patch"]},
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": [""], "resources": ["serviceaccounts", "secrets"],
+
              "verbs": ["get", "list", "watch"]}
         ])
     );

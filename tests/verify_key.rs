@@ -856,3 +856,49 @@ async fn overload_is_denied_in_band_before_the_deadline() {
             .contains("verity_overload_rejections_total 1")
     );
 }
+
+/// `key.secretRef` names a Secret like `cosign generate-key-pair k8s://ns/name` makes: three
+/// entries, of which `cosign.pub` is the public key (the reference accepts one-entry Secrets only).
+#[tokio::test]
+async fn keys_from_a_cosign_generated_secret() {
+    use base64::Engine as _;
+    let registry = TestRegistry::start().await;
+    let key = KeyPair::generate(KeyKind::EcdsaP256);
+    let (digest, reference) = image(&registry, "app", "secret-key").await;
+    let payload = payload(&registry, "app", &digest);
+    push_legacy_signatures(
+        &registry,
+        "app",
+        &digest,
+        "",
+        &[SignatureLayer::new(
+            payload.clone(),
+            key.sign_openssl(&payload, Hash::Sha256, false),
+        )],
+    )
+    .await;
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let documents = format!(
+        "apiVersion: policy.sigstore.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {{name: signed}}\nspec:\n  images: [{{glob: \"**\"}}]\n  authorities:\n  - name: release-key\n    key: {{secretRef: {{name: cosign-key}}}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: cosign-key, namespace: cosign-system}}\ndata:\n  cosign.key: {}\n  cosign.password: {}\n  cosign.pub: {}\n",
+        b64(
+            "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nnot used\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n"
+        ),
+        b64("hunter2"),
+        b64(key.public_pem())
+    );
+    assert_eq!(
+        verity(&documents, config(&registry))
+            .admit(&reference)
+            .await,
+        Ok(())
+    );
+    // The wrong Secret contents: a clear load error naming the Secret.
+    let broken = documents.replace("cosign.pub:", "other.pub:");
+    let err = TestWebhook::try_start(&broken, config(&registry))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains(r#"secret "cosign-key" has 3 entries (cosign.key, cosign.password, other.pub); expected a single public key entry or a cosign.pub entry"#),
+        "{err}"
+    );
+}

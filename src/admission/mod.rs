@@ -31,6 +31,7 @@ pub struct Admission {
     index: Arc<PolicyIndex>,
     verifier: Verifier,
     metrics: Metrics,
+    namespaces: Option<Arc<dyn mutate::NamespaceOptOut>>,
 }
 
 impl Admission {
@@ -39,7 +40,14 @@ impl Admission {
             index,
             verifier,
             metrics,
+            namespaces: None,
         }
+    }
+
+    /// Namespaces annotated `verity.dev/mutate: "false"` are never pinned.
+    pub fn with_namespace_opt_out(mut self, namespaces: Arc<dyn mutate::NamespaceOptOut>) -> Self {
+        self.namespaces = Some(namespaces);
+        self
     }
 
     /// Decodes `body`, decides, and encodes the answer. Never fails: undecodable requests are
@@ -126,7 +134,15 @@ impl Admission {
             }
         };
         let snapshot = self.index.snapshot();
-        let pinning = mutate::pin(&request, &snapshot, &self.verifier, deadline).await;
+        let pinning = mutate::pin(
+            &request,
+            &snapshot,
+            &self.verifier,
+            self.namespaces.as_deref(),
+            deadline,
+        )
+        .await;
+
         let decision = if pinning.operations.is_empty() {
             "allow"
         } else {

@@ -21,8 +21,13 @@ use crate::policy::compiled::ResourceRef;
 use crate::policy::index::{PolicyEntry, PolicySnapshot};
 use crate::verify::{RequestContext, Verifier};
 
-/// The annotation that turns pinning off for an object (value `"false"`).
+/// The annotation that turns pinning off for an object or a whole namespace (value `"false"`).
 pub const OPT_OUT_ANNOTATION: &str = "verity.dev/mutate";
+
+/// Which namespaces opted out of pinning (cluster mode watches them; file mode has none).
+pub trait NamespaceOptOut: Send + Sync + std::fmt::Debug {
+    fn opted_out(&self, namespace: &str) -> bool;
+}
 
 /// The patch for one request, and warnings about images that could not be pinned.
 #[derive(Debug, Default, PartialEq)]
@@ -59,8 +64,18 @@ pub async fn pin(
     request: &AdmissionRequest,
     snapshot: &PolicySnapshot,
     verifier: &Verifier,
+    namespaces: Option<&dyn NamespaceOptOut>,
     deadline: Instant,
 ) -> Pinning {
+    let namespace_opted_out = request
+        .namespace
+        .as_deref()
+        .zip(namespaces)
+        .is_some_and(|(namespace, opt_out)| opt_out.opted_out(namespace));
+    if namespace_opted_out {
+        return Pinning::default();
+    }
+
     if matches!(request.operation, Operation::Delete | Operation::Connect) {
         return Pinning::default();
     }
@@ -198,6 +213,37 @@ mod tests {
             &json!({"metadata": {"annotations": {"verity.dev/mutate": "true"}}})
         ));
         assert!(!opted_out(&json!({"metadata": {}})));
+    }
+
+    #[derive(Debug)]
+    struct OptedOut(&'static str);
+
+    impl NamespaceOptOut for OptedOut {
+        fn opted_out(&self, namespace: &str) -> bool {
+            namespace == self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn opted_out_namespaces_are_never_pinned() {
+        use crate::policy::index::{PolicySnapshot, Settings};
+        let review = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{
+            "uid":"u","kind":{"group":"","version":"v1","kind":"Pod"},
+            "resource":{"group":"","version":"v1","resource":"pods"},"namespace":"team-a","operation":"CREATE",
+            "object":{"metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"ghcr.io/org/app:v1"}]}}}}"#;
+        let request = super::super::review::decode(review).unwrap();
+        let snapshot = PolicySnapshot::new(Vec::new(), Settings::default(), 1).unwrap();
+        // Opted out: nothing is even looked at (no verifier call would be possible here).
+        let pinning = pin(
+            &request,
+            &snapshot,
+            &Verifier::offline(),
+            Some(&OptedOut("team-a")),
+            Instant::now(),
+        )
+        .await;
+        assert_eq!(pinning, Pinning::default());
+        assert!(!OptedOut("team-a").opted_out("team-b"));
     }
 
     #[test]

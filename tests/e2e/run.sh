@@ -600,7 +600,17 @@ run kubectl -n "$NS_ENFORCED" run kept --image="$IMG_APP" --restart=Never --anno
 has "pod/kept created"
 run kubectl -n "$NS_ENFORCED" get pod kept -o 'jsonpath={.spec.containers[0].image}'
 is "$IMG_APP"
+if [[ $MODE == cluster ]]; then
+  # The same opt-out on a namespace: verity watches namespace annotations (cluster mode).
+  run kubectl annotate namespace "$NS_ENFORCED" verity.dev/mutate=false
+  eventually 30 "\"image\": \"$IMG_APP\"," "@sha256" \
+    kubectl -n "$NS_ENFORCED" run unpinned --image="$IMG_APP" --restart=Never --dry-run=server -o json
+  run kubectl annotate namespace "$NS_ENFORCED" verity.dev/mutate-
+  eventually 30 "\"image\": \"$IMG_APP@$APP_DIGEST\"," "" \
+    kubectl -n "$NS_ENFORCED" run pinned-again --image="$IMG_APP" --restart=Never --dry-run=server -o json
+fi
 case_end
+
 
 case_begin "signature policy: an unsigned image is denied"
 run kubectl -n "$NS_ENFORCED" run unsigned --image="$IMG_UNSIGNED" --restart=Never

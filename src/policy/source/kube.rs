@@ -24,6 +24,7 @@
 
 mod assess;
 mod cache;
+pub mod namespaces;
 mod settings;
 mod status;
 
