@@ -1082,7 +1082,7 @@ fn tls_hint(err: &rustls::Error, host: &str) -> Option<String> {
 
 /// The causes under a reqwest error (whose own message repeats the URL), most general first,
 /// without hyper's generic wrappers.
-fn error_causes(err: &reqwest::Error) -> String {
+pub(crate) fn error_causes(err: &reqwest::Error) -> String {
     let mut causes: Vec<String> = Vec::new();
     let mut current = err.source();
     while let Some(e) = current {

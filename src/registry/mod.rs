@@ -26,6 +26,7 @@ pub mod error;
 pub mod keychain;
 pub mod manifest;
 
+pub(crate) use client::error_causes;
 pub use client::{RegistryClient, RegistryConfig};
 pub use cluster_credentials::ClusterCredentials;
 pub use credentials::{
