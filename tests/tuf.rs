@@ -493,6 +493,62 @@ async fn a_mirror_down_at_start_never_blocks_readiness_and_its_policies_work_onc
     assert!(served.ready().await);
 }
 
+#[tokio::test]
+async fn verity_verify_fetches_a_remote_trust_root_once_before_evaluating() {
+    let registry = TestRegistry::start().await;
+    let sigstore = Sigstore::new();
+    let image = signed_image(&registry, &sigstore, "app").await;
+    let repo = repository(&TufKeys::generate(), &sigstore.trusted_root());
+    let mirror = TufMirror::serving(&repo).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies.yaml");
+    std::fs::write(
+        &policies,
+        format!(
+            "---\n{}{}",
+            remote_trust_root_yaml("corp", repo.root_json(), &mirror.url()),
+            corp_policy(registry.host())
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("ca.pem"), mirror.ca_pem()).unwrap();
+    let verify = |extra: &[&str]| {
+        let mut command = tokio::process::Command::new(VERITY);
+        command
+            .arg("verify")
+            .arg("--policies")
+            .arg(&policies)
+            .args(["--insecure-registry", registry.host()])
+            .args(extra)
+            .arg(&image);
+        command.output()
+    };
+    let ca = dir.path().join("ca.pem");
+    let out = verify(&["--tuf-mirror-ca", ca.to_str().unwrap()])
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("decision: allowed"), "{stdout}");
+
+    // Without the mirror's CA the fetch fails: denied, with the TLS error and what to do.
+    let out = verify(&["--tuf-timeout", "5s"]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "TrustRoot corp is unusable: fetching the TUF repository from {}: attempt 1 failed: cannot fetch {}timestamp.json: invalid peer certificate: UnknownIssuer (the mirror's certificate is not issued by a trusted CA; give its CA with --tuf-mirror-ca)",
+            mirror.url(),
+            mirror.url()
+        )),
+        "{stdout}"
+    );
+}
+
 fn remote(name: &str, repo: &TufRepository, mirror: &TufMirror) -> RemoteRepository {
     RemoteRepository {
         name: name.to_string(),

@@ -1044,7 +1044,9 @@ fn transport_error(
     }
 }
 
-fn find_rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+pub(crate) fn find_rustls_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
     let mut current = Some(err);
     while let Some(mut e) = current {
         // io::Error::source() skips the error it wraps (and io errors wrap io errors), so

@@ -26,8 +26,8 @@ pub mod error;
 pub mod keychain;
 pub mod manifest;
 
-pub(crate) use client::error_causes;
 pub use client::{RegistryClient, RegistryConfig};
+pub(crate) use client::{error_causes, find_rustls_error};
 pub use cluster_credentials::ClusterCredentials;
 pub use credentials::{
     CredentialSource, DocumentCredentials, ReloadableCredentials, WorkloadCredentials,

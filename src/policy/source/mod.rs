@@ -234,6 +234,8 @@ pub fn compile_trust_root(
         // rather than retried forever.
         tuf::check_root(&repository.root)
             .map_err(|e| TrustRootError::Unusable(format!("remote.root: {e}")))?;
+        tuf::check_mirror(&repository.mirror)
+            .map_err(|e| TrustRootError::Unusable(format!("remote.mirror: {e}")))?;
         let material = remote
             .material(&repository)
             .map_err(TrustRootError::Pending)?;

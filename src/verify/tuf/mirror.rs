@@ -97,9 +97,16 @@ impl MirrorClient {
 
     fn cause(&self, error: &reqwest::Error) -> String {
         if error.is_timeout() {
-            format!("no answer within {}s", self.timeout.as_secs_f64())
-        } else {
-            crate::registry::error_causes(error)
+            return format!("no answer within {}s", self.timeout.as_secs_f64());
+        }
+        let causes = crate::registry::error_causes(error);
+        match crate::registry::find_rustls_error(error) {
+            Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
+                format!(
+                    "{causes} (the mirror's certificate is not issued by a trusted CA; give its CA with --tuf-mirror-ca)"
+                )
+            }
+            _ => causes,
         }
     }
 }

@@ -227,6 +227,22 @@ pub fn check_root(root: &[u8]) -> Result<(), TufError> {
         })
 }
 
+/// Checks that `mirror` is an absolute `https://` or `http://` URL (TUF metadata is signed, so
+/// plain HTTP is allowed, as in the reference).
+pub fn check_mirror(mirror: &str) -> Result<(), TufError> {
+    let url = Url::parse(mirror).map_err(|e| TufError::Url {
+        url: mirror.to_string(),
+        cause: e.to_string(),
+    })?;
+    if !matches!(url.scheme(), "https" | "http") || !url.has_host() {
+        return Err(TufError::Url {
+            url: mirror.to_string(),
+            cause: "a TUF mirror is an https:// (or http://) URL".to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Verifies an air-gapped repository (`repository`: the trusted `root.json` and the tar.gz of
 /// `mirrorFS`) and parses its trusted root target. Offline and bounded by the archive limits, so
 /// it runs where it is called: on a thread of its own with a single-threaded runtime for tough,
@@ -304,6 +320,24 @@ mod tests {
         assert_eq!(err.reason(), "tuf_url");
         assert!(
             err.to_string().starts_with("invalid TUF URL not a url: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn mirrors_are_http_urls_and_roots_self_signed_tuf_roots() {
+        assert!(check_mirror("https://tuf-repo-cdn.sigstore.dev").is_ok());
+        assert!(check_mirror("http://10.0.0.1:8080/tuf/").is_ok());
+        assert_eq!(
+            check_mirror("file:///etc").unwrap_err().to_string(),
+            "invalid TUF URL file:///etc: a TUF mirror is an https:// (or http://) URL"
+        );
+        assert_eq!(check_mirror("tuf.example").unwrap_err().reason(), "tuf_url");
+        let err = check_root(br#"{"signatures": []}"#).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "the trusted root.json is unusable: not a TUF root.json: missing field `signed`"
+            ),
             "{err}"
         );
     }
