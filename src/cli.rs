@@ -28,7 +28,7 @@ use crate::policy::index::{NoMatchPolicy, PolicyIndex, Settings};
 use crate::policy::source::file::{self, FileWatcher};
 use crate::policy::source::kube::namespaces::NamespaceWatch;
 use crate::policy::source::kube::{self as kube_source, KubeSource};
-use crate::policy::source::{Documents, LoadOptions, build_snapshot};
+use crate::policy::source::{Documents, LoadOptions, RemoteTrust, build_snapshot};
 use crate::policy::validate::ValidationOptions;
 use crate::registry::{
     ClusterCredentials, CredentialSource, DocumentCredentials, Keychain, RegistryClient,
@@ -40,6 +40,7 @@ use crate::server::webhook::{self, WebhookSettings, parse_go_duration};
 use crate::server::{Server, ServerConfig, ShutdownSignal};
 use crate::telemetry::{self, LogFormat};
 use crate::verify::trust::TrustMaterial;
+use crate::verify::tuf::{TufRoots, TufSettings};
 use crate::verify::{CacheSettings, RequestContext, Verifier, VerifierConfig};
 
 #[derive(Debug, Parser)]
@@ -148,7 +149,50 @@ impl PolicyArgs {
                 ..ValidationOptions::default()
             },
             default_trust: Arc::new(default_trust),
+            remote_trust: RemoteTrust::Unfetched,
         })
+    }
+}
+
+/// How `remote` TrustRoots (TUF mirrors) are fetched.
+#[derive(Debug, Args)]
+struct TufArgs {
+    /// How often the TUF repository of each remote TrustRoot is fetched again once it has been
+    /// fetched (failures are retried sooner, with backoff, keeping the last good trust root).
+    #[arg(long, env = "VERITY_TUF_REFRESH_INTERVAL", default_value = "24h", value_parser = duration)]
+    tuf_refresh_interval: Duration,
+    /// Longest wait between two attempts to fetch a TUF repository that failed (the wait starts
+    /// at 1s, or this when shorter, and doubles after each failure).
+    #[arg(long, env = "VERITY_TUF_RETRY_MAX", default_value = "5m", value_parser = duration)]
+    tuf_retry_max: Duration,
+    /// Longest wait for one request to a TUF mirror.
+    #[arg(long, env = "VERITY_TUF_TIMEOUT", default_value = "10s", value_parser = duration)]
+    tuf_timeout: Duration,
+    /// A PEM CA bundle trusted for TUF mirrors besides the system roots.
+    #[arg(long, env = "VERITY_TUF_MIRROR_CA")]
+    tuf_mirror_ca: Option<PathBuf>,
+}
+
+impl TufArgs {
+    /// The background fetcher of remote TrustRoots (on the current runtime).
+    fn fetcher(&self) -> anyhow::Result<TufRoots> {
+        let mirror_ca_pem = match &self.tuf_mirror_ca {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read --tuf-mirror-ca {}", path.display()))?,
+            ),
+            None => None,
+        };
+        let defaults = TufSettings::default();
+        let settings = TufSettings {
+            refresh_interval: self.tuf_refresh_interval,
+            retry_initial: defaults.retry_initial.min(self.tuf_retry_max),
+            retry_max: self.tuf_retry_max,
+            request_timeout: self.tuf_timeout,
+            mirror_ca_pem,
+            ..defaults
+        };
+        TufRoots::new(settings).context("cannot set up the TUF client")
     }
 }
 
@@ -279,6 +323,8 @@ struct ServeArgs {
     #[command(flatten)]
     policy: PolicyArgs,
     #[command(flatten)]
+    tuf: TufArgs,
+    #[command(flatten)]
     registry: RegistryArgs,
     #[arg(long, env = "VERITY_LOG_FORMAT", value_enum, default_value = "plain")]
     log_format: LogFormatArg,
@@ -314,6 +360,8 @@ struct VerifyArgs {
     policies: Vec<PathBuf>,
     #[command(flatten)]
     policy: PolicyArgs,
+    #[command(flatten)]
+    tuf: TufArgs,
     #[command(flatten)]
     registry: RegistryArgs,
     /// A Kubernetes object (YAML or JSON) to admit; its kind, labels and images are used.
@@ -396,7 +444,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.kubeconfig.as_deref(),
         std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
     )?;
-    let load = args.policy.load_options()?;
+    let mut load = args.policy.load_options()?;
+    // remote TrustRoots are fetched in the background: never before serving, never on an
+    // admission; policies naming one deny their images until it arrives.
+    load.remote_trust = RemoteTrust::Fetch(args.tuf.fetcher()?);
     let index = Arc::new(PolicyIndex::default());
     // Files are loaded before binding (invalid files refuse to start); the cluster source
     // starts once the server is bound and turns readiness on after its first full sync.
@@ -419,7 +470,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             index.replace(loaded.snapshot);
             let references = PolicyReferences::Files {
                 paths: paths.clone(),
-                load: load.clone(),
+                load: LoadOptions {
+                    remote_trust: load.remote_trust.lookup_only(),
+                    ..load.clone()
+                },
             };
             let watcher = FileWatcher {
                 paths,
@@ -602,6 +656,8 @@ fn validate(args: ValidateArgs) -> ExitCode {
                 ..ValidationOptions::default()
             },
             default_trust: Arc::new(trust),
+            // validate never uses the network: remote TrustRoots are validated, not fetched.
+            remote_trust: RemoteTrust::Unfetched,
         },
         Err(err) => {
             eprintln!("error: the embedded trust root is invalid: {err}");
@@ -633,15 +689,10 @@ fn validate(args: ValidateArgs) -> ExitCode {
 }
 
 async fn verify(args: VerifyArgs) -> ExitCode {
-    let loaded = args
-        .policy
-        .load_options()
-        .map_err(|e| format!("{e:#}"))
-        .and_then(|load| file::load(&args.policies, &load, 1).map_err(|e| e.to_string()));
-    let loaded = match loaded {
+    let loaded = match verify_load(&args).await {
         Ok(loaded) => loaded,
         Err(err) => {
-            eprintln!("error: invalid policies:\n{err}");
+            eprintln!("error: invalid policies:\n{err:#}");
             return ExitCode::from(2);
         }
     };
@@ -699,6 +750,25 @@ async fn verify(args: VerifyArgs) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// The policies of `verity verify`. remote TrustRoots are fetched once, before loading (a
+/// one-shot command has nothing to wait in the background for), within `--timeout`.
+async fn verify_load(args: &VerifyArgs) -> anyhow::Result<file::Loaded> {
+    let mut load = args.policy.load_options()?;
+    let tuf = args.tuf.fetcher()?;
+    load.remote_trust = RemoteTrust::Fetch(tuf.clone());
+    let first = file::load(&args.policies, &load, 1).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if tuf.following() == 0 {
+        return Ok(first);
+    }
+    if tokio::time::timeout(args.timeout, tuf.first_attempts())
+        .await
+        .is_err()
+    {
+        warn!("TUF repositories did not answer within --timeout");
+    }
+    file::load(&args.policies, &load, 1).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// What `verity verify` admits: a Pod with the given images, or a given object.

@@ -27,16 +27,18 @@ use serde_json::{Value, json};
 
 use kube_local::{KubeLocal, create_namespace, install_crds};
 use support::poll_until;
+use support::tuf::{TufContent, TufKeys, TufMirror, TufRepository};
 use verity::metrics::Metrics;
 use verity::policy::compiled::ResourceRef;
 use verity::policy::index::{NoMatchPolicy, PolicyEntry, PolicyIndex, Settings};
-use verity::policy::source::LoadOptions;
 use verity::policy::source::kube::{KubeSource, SharedReferences};
+use verity::policy::source::{LoadOptions, RemoteTrust};
 use verity::registry::{ClusterCredentials, CredentialSource, WorkloadCredentials};
 use verity::server::admin::{Admin, Readiness};
 use verity::server::policy_webhook::{self, PolicyReferences};
 use verity::server::webhook::WebhookSettings;
 use verity::server::{Server, ServerConfig};
+use verity::verify::tuf::{TufRoots, TufSettings};
 
 const NAMESPACE: &str = "verity-system";
 const WAIT: Duration = Duration::from_secs(30);
@@ -50,6 +52,9 @@ struct Env {
     readiness: Readiness,
     metrics: Metrics,
     references: SharedReferences,
+    /// The source's TUF fetcher (remote TrustRoots), and the mirror it trusts.
+    tuf: TufRoots,
+    mirror: TufMirror,
 }
 
 fn cip_api(client: &Client, version: &str) -> Api<DynamicObject> {
@@ -219,11 +224,12 @@ async fn cluster_mode_against_a_real_apiserver() {
     let client = cluster.client().await;
     create_namespace(&client, NAMESPACE).await;
 
-    let env = readiness_waits_for_every_watch(cluster, client).await;
+    let mut env = readiness_waits_for_every_watch(cluster, client).await;
     both_versions_appear_and_updates_and_deletes_follow(&env).await;
     broken_policy_is_kept_and_heals_when_its_secret_appears(&env).await;
     config_map_changes_the_settings(&env).await;
     trust_roots_break_and_heal_the_policies_naming_them(&env).await;
+    remote_trust_roots_arrive_from_their_mirror(&mut env).await;
     serve_binary_in_cluster_mode(&env).await;
     cluster_credentials_follow_service_accounts_and_pull_secrets(&env).await;
     validate_policy_behind_a_real_webhook_configuration(&env).await;
@@ -235,7 +241,16 @@ async fn readiness_waits_for_every_watch(cluster: KubeLocal, client: Client) -> 
     let index = Arc::new(PolicyIndex::default());
     let readiness = Readiness::new();
     let metrics = Metrics::unregistered().unwrap();
-    let load = LoadOptions::with_production_trust(Settings::default()).unwrap();
+    let mirror = TufMirror::down();
+    let tuf = TufRoots::new(TufSettings {
+        retry_initial: Duration::from_millis(100),
+        retry_max: Duration::from_millis(500),
+        mirror_ca_pem: Some(mirror.ca_pem().as_bytes().to_vec()),
+        ..TufSettings::default()
+    })
+    .unwrap();
+    let mut load = LoadOptions::with_production_trust(Settings::default()).unwrap();
+    load.remote_trust = RemoteTrust::Fetch(tuf.clone());
     let source = KubeSource::new(
         client.clone(),
         NAMESPACE,
@@ -278,6 +293,8 @@ async fn readiness_waits_for_every_watch(cluster: KubeLocal, client: Client) -> 
         readiness,
         metrics,
         references,
+        tuf,
+        mirror,
     }
 }
 
@@ -570,6 +587,90 @@ async fn trust_roots_break_and_heal_the_policies_naming_them(env: &Env) {
         "{}",
         status.message
     );
+}
+
+/// A `remote` TrustRoot whose mirror is down: the TrustRoot is Ready=False (Fetching) with the
+/// fetch error, the policy naming it broken; the mirror comes up and both turn Ready without any
+/// change to the objects. Deleting the TrustRoot stops the fetching.
+async fn remote_trust_roots_arrive_from_their_mirror(env: &mut Env) {
+    let client = &env.client;
+    let cips = cip_api(client, "v1alpha1");
+    let trust_roots = trust_root_api(client);
+    let repository = TufRepository::build(
+        &TufKeys::generate(),
+        &TufContent::trusted_root(PRODUCTION_ROOT),
+    );
+    env.mirror.publish(&repository);
+    apply_trust_root(
+        client,
+        "tuf-corp",
+        json!({"remote": {"root": support::signing::b64(repository.root_json()), "mirror": env.mirror.url()}}),
+    )
+    .await;
+    apply_cip(
+        client,
+        "v1alpha1",
+        "tuf-keyless",
+        json!({"images": [{"glob": "tuf.example/**"}],
+               "authorities": [{"keyless": {"trustRootRef": "tuf-corp",
+                   "identities": [{"issuer": "https://issuer.corp.example", "subject": "builder"}]}}]}),
+    )
+    .await;
+    let fetching = format!(
+        "fetching the TUF repository from {}: attempt ",
+        env.mirror.url()
+    );
+    let status = poll_until(WAIT, "tuf-corp Fetching with a failed attempt", || {
+        let trust_roots = trust_roots.clone();
+        let fetching = fetching.clone();
+        async move {
+            let object = trust_roots.get("tuf-corp").await.ok()?;
+            ready_of(&object).filter(|r| r.reason == "Fetching" && r.message.starts_with(&fetching))
+        }
+    })
+    .await;
+    assert_eq!(status.status, "False");
+    assert!(
+        status.message.contains("connection refused"),
+        "{}",
+        status.message
+    );
+    let policy = wait_status(&cips, "tuf-keyless", "False", "TrustRootInvalid").await;
+    assert!(
+        policy
+            .message
+            .contains("TrustRoot tuf-corp is unusable: fetching the TUF repository"),
+        "{}",
+        policy.message
+    );
+    let broken = wait_entry(&env.index, "tuf-keyless", "broken", |e| !is_ready(e)).await;
+    assert!(broken_error(&broken).unwrap().contains(&fetching));
+
+    env.mirror.up().await;
+    wait_entry(
+        &env.index,
+        "tuf-keyless",
+        "ready once the mirror is up",
+        is_ready,
+    )
+    .await;
+    wait_status(&trust_roots, "tuf-corp", "True", "Compiled").await;
+    wait_status(&cips, "tuf-keyless", "True", "Compiled").await;
+    assert_eq!(env.tuf.following(), 1);
+
+    trust_roots
+        .delete("tuf-corp", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_status(&cips, "tuf-keyless", "False", "TrustRootMissing").await;
+    poll_until(WAIT, "the fetcher to stop following tuf-corp", || {
+        let following = env.tuf.following();
+        async move { (following == 0).then_some(()) }
+    })
+    .await;
+    cips.delete("tuf-keyless", &DeleteParams::default())
+        .await
+        .unwrap();
 }
 
 /// Kills the child process on drop.

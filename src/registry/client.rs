@@ -1044,7 +1044,9 @@ fn transport_error(
     }
 }
 
-fn find_rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+pub(crate) fn find_rustls_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
     let mut current = Some(err);
     while let Some(mut e) = current {
         // io::Error::source() skips the error it wraps (and io errors wrap io errors), so
@@ -1082,7 +1084,7 @@ fn tls_hint(err: &rustls::Error, host: &str) -> Option<String> {
 
 /// The causes under a reqwest error (whose own message repeats the URL), most general first,
 /// without hyper's generic wrappers.
-fn error_causes(err: &reqwest::Error) -> String {
+pub(crate) fn error_causes(err: &reqwest::Error) -> String {
     let mut causes: Vec<String> = Vec::new();
     let mut current = err.source();
     while let Some(e) = current {

@@ -27,6 +27,7 @@ pub mod keychain;
 pub mod manifest;
 
 pub use client::{RegistryClient, RegistryConfig};
+pub(crate) use client::{error_causes, find_rustls_error};
 pub use cluster_credentials::ClusterCredentials;
 pub use credentials::{
     CredentialSource, DocumentCredentials, ReloadableCredentials, WorkloadCredentials,

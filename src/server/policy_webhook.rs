@@ -35,7 +35,10 @@ use crate::metrics::Metrics;
 use crate::policy::crd::{CIP_VERSIONS, ClusterImagePolicySpec, GROUP, TrustRootSpec};
 use crate::policy::source::file::PolicyFiles;
 use crate::policy::source::kube::{SharedReferences, assess_policy, malformed_policy};
-use crate::policy::source::{LoadOptions, References, TrustRootError, compile_trust_root};
+use crate::policy::source::{
+    LoadOptions, References, RemoteTrust, TrustRootError, compile_trust_root,
+};
+use crate::policy::validate::validate_trust_root;
 
 /// Where the endpoint finds the Secrets and TrustRoots policies refer to.
 #[derive(Clone)]
@@ -250,7 +253,7 @@ pub fn review_policy(request: &AdmissionRequest, references: &References) -> Pol
         .cloned()
         .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
     if kind.kind == "TrustRoot" {
-        review_trust_root(uid, spec)
+        review_trust_root(uid, name, spec)
     } else {
         review_cluster_image_policy(uid, name, spec, references)
     }
@@ -293,7 +296,10 @@ fn review_cluster_image_policy(
     PolicyReview::allow(uid, warnings, "valid")
 }
 
-fn review_trust_root(uid: &str, spec: Value) -> PolicyReview {
+/// A TrustRoot is compiled as the sources compile it, except that a `remote` one (a TUF mirror)
+/// is validated only: the fetch happens in the background once it is stored, so it is admitted
+/// with a warning saying so. A `repository` one (air-gapped TUF) is verified in full.
+fn review_trust_root(uid: &str, name: &str, spec: Value) -> PolicyReview {
     let spec: TrustRootSpec = match serde_json::from_value(spec) {
         Ok(spec) => spec,
         Err(error) => {
@@ -303,8 +309,20 @@ fn review_trust_root(uid: &str, spec: Value) -> PolicyReview {
             return PolicyReview::deny(uid, denial_message(&errors), Vec::new(), "invalid");
         }
     };
-    match compile_trust_root(&spec) {
+    match compile_trust_root(name, &spec, &RemoteTrust::Unfetched) {
         Ok((_, warnings)) => PolicyReview::allow(uid, warning_lines(&warnings), "valid"),
+        Err(TrustRootError::Pending(problem)) => {
+            let mut warnings = validate_trust_root(&spec);
+            warnings.push(
+                FieldError::new(
+                    "trust material not available yet",
+                    vec!["spec.remote".to_string()],
+                )
+                .with_details(problem)
+                .at_level(Level::Warning),
+            );
+            PolicyReview::allow(uid, warning_lines(&warnings), "valid")
+        }
         Err(TrustRootError::Invalid(errors)) => {
             PolicyReview::deny(uid, denial_message(&errors), Vec::new(), "invalid")
         }

@@ -14,6 +14,7 @@ pub mod rekor;
 pub mod simple_signing;
 pub mod static_policy;
 pub mod trust;
+pub mod tuf;
 mod verifier;
 
 pub use verifier::{

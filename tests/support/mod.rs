@@ -24,6 +24,7 @@
 
 pub mod registry;
 pub mod signing;
+pub mod tuf;
 pub mod webhook;
 
 use std::future::Future;

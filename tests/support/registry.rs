@@ -158,7 +158,7 @@ impl Leaf {
 // ---------------------------------------------------------------------------------------------
 
 /// A task serving `router` on 127.0.0.1:0, over TLS when `tls` is given. Aborted on drop.
-struct ServerTask {
+pub(crate) struct ServerTask {
     addr: SocketAddr,
     task: JoinHandle<()>,
 }
@@ -166,6 +166,15 @@ struct ServerTask {
 impl ServerTask {
     async fn spawn(router: Router, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::spawn_on(listener, router, tls)
+    }
+
+    /// Serves `router` on `listener` (for a server that must come up on a known address).
+    pub(crate) fn spawn_on(
+        listener: tokio::net::TcpListener,
+        router: Router,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Self {
         let addr = listener.local_addr().unwrap();
         let task = match tls {
             None => tokio::spawn(async move {
@@ -197,7 +206,7 @@ impl ServerTask {
         ServerTask { addr, task }
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         self.addr.to_string()
     }
 }

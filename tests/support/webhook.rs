@@ -25,7 +25,9 @@ use tower::ServiceExt;
 use verity::admission::Admission;
 use verity::metrics::Metrics;
 use verity::policy::index::{NoMatchPolicy, PolicyIndex, Settings};
-use verity::policy::source::{Documents, LoadError, LoadOptions, build_snapshot, pull_credentials};
+use verity::policy::source::{
+    Documents, LoadError, LoadOptions, RemoteTrust, build_snapshot, pull_credentials,
+};
 use verity::policy::validate::ValidationOptions;
 use verity::registry::{Keychain, RegistryClient, RegistryConfig};
 
@@ -139,6 +141,7 @@ impl TestWebhook {
             },
             validation: ValidationOptions::default(),
             default_trust: Arc::new(config.default_trust),
+            remote_trust: RemoteTrust::Unfetched,
         };
         let (snapshot, warnings) = build_snapshot(&documents, &load, 1)?;
         let credentials = pull_credentials(&documents)?;

@@ -11,7 +11,9 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 use tracing::{error, info, warn};
 
-use super::{Documents, LoadError, LoadOptions, LoadWarning, build_snapshot, pull_credentials};
+use super::{
+    Documents, LoadError, LoadOptions, LoadWarning, RemoteTrust, build_snapshot, pull_credentials,
+};
 use crate::metrics::Metrics;
 use crate::policy::index::{PolicyIndex, PolicySnapshot};
 use crate::registry::{DocumentCredentials, ReloadableCredentials};
@@ -107,7 +109,7 @@ pub struct Loaded {
     pub warnings: Vec<LoadWarning>,
     /// Pull secrets from dockerconfigjson Secret documents.
     pub credentials: DocumentCredentials,
-    /// Content fingerprint of the files, to notice changes.
+    /// Content fingerprint of the files and of the TUF fetcher's state, to notice changes.
     pub fingerprint: String,
 }
 
@@ -122,19 +124,35 @@ fn compile_files(
     load: &LoadOptions,
     generation: u64,
 ) -> Result<Loaded, LoadError> {
+    // Read before compiling: news that arrives while compiling makes the next poll rebuild.
+    let fingerprint = fingerprint(files, load);
     let documents = files.documents()?;
     let credentials = pull_credentials(&documents)?;
     let (snapshot, warnings) = build_snapshot(&documents, load, generation)?;
+    if let RemoteTrust::Fetch(tuf) = &load.remote_trust {
+        // Stop fetching for TrustRoots that are gone (only once a new set is in force).
+        tuf.retain(&documents.remote_repositories());
+    }
     Ok(Loaded {
         snapshot,
         warnings,
         credentials,
-        fingerprint: files.fingerprint(),
+        fingerprint,
     })
 }
 
-/// Keeps `index` in step with the files: polls every `interval`, and on a content change swaps
-/// in a new snapshot, or keeps the current one and reports why the change was rejected.
+/// The files' content and, when TrustRoots come from TUF mirrors, the fetcher's version: a
+/// TrustRoot that arrives (or a new fetch error) is a change too.
+fn fingerprint(files: &PolicyFiles, load: &LoadOptions) -> String {
+    match load.remote_trust.fetcher() {
+        Some(tuf) => format!("{}/tuf-{}", files.fingerprint(), tuf.version()),
+        None => files.fingerprint(),
+    }
+}
+
+/// Keeps `index` in step with the files: polls every `interval` (and at once when the TUF
+/// fetcher has news), and on a change swaps in a new snapshot, or keeps the current one and
+/// reports why the change was rejected.
 pub struct FileWatcher {
     pub paths: Vec<PathBuf>,
     pub load: LoadOptions,
@@ -152,8 +170,12 @@ impl FileWatcher {
         let mut rejected: Option<String> = None;
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tuf_changes = self.load.remote_trust.fetcher().map(|tuf| tuf.changes());
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = super::kube::next_tuf_change(&mut tuf_changes) => {}
+            }
             let files = match PolicyFiles::read(&self.paths) {
                 Ok(files) => files,
                 Err(err) => {
@@ -161,7 +183,7 @@ impl FileWatcher {
                     continue;
                 }
             };
-            let fingerprint = files.fingerprint();
+            let fingerprint = fingerprint(&files, &self.load);
             if fingerprint == loaded || rejected.as_deref() == Some(fingerprint.as_str()) {
                 continue;
             }
@@ -179,7 +201,7 @@ impl FileWatcher {
                     );
                     self.credentials.replace(new.credentials);
                     self.index.replace(new.snapshot);
-                    loaded = fingerprint;
+                    loaded = new.fingerprint;
                     rejected = None;
                 }
                 Err(err) => self.reject(&mut rejected, err.to_string(), &fingerprint),

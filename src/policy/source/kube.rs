@@ -50,7 +50,7 @@ pub use cache::{Mirror, PolicyCache, TrustRootCache, Watched};
 pub use settings::{CONFIG_MAP, ClusterSettings, SettingsReport, settings_from};
 pub use status::{ReadyCondition, StatusKind, StatusLedger, StatusWrite, desired_status};
 
-use super::{LoadOptions, References};
+use super::{LoadOptions, References, RemoteTrust, TrustRootError};
 use crate::metrics::Metrics;
 use crate::policy::crd::{ClusterImagePolicy, ClusterImagePolicySpec, TrustRoot, TrustRootSpec};
 use crate::policy::index::{PolicyEntry, PolicyIndex, PolicySnapshot};
@@ -227,9 +227,13 @@ impl KubeSource {
 
         let mut state = State::new(&self);
         let mut retry_at: Option<tokio::time::Instant> = None;
+        let mut tuf_changes = self.load.remote_trust.fetcher().map(|tuf| tuf.changes());
         loop {
             tokio::select! {
                 Ok(()) = credentials_ready.changed() => {}
+                () = next_tuf_change(&mut tuf_changes) => {
+                    state.tuf_changed = true;
+                }
                 batch = updates.next() => {
                     let Some(batch) = batch else {
                         error!("the cluster watches ended; policies stay as last loaded");
@@ -267,6 +271,19 @@ impl KubeSource {
     }
 }
 
+/// Resolves when the TUF fetcher has news; never without a fetcher (or once it is gone).
+pub(super) async fn next_tuf_change(changes: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    match changes {
+        Some(receiver) => {
+            if receiver.changed().await.is_err() {
+                *changes = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -297,6 +314,8 @@ struct State {
     reported: BTreeSet<String>,
     generation: u64,
     published: bool,
+    /// The TUF fetcher has news for `remote` TrustRoots.
+    tuf_changed: bool,
 }
 
 impl State {
@@ -319,6 +338,7 @@ impl State {
             reported: BTreeSet::new(),
             generation: source.index.snapshot().generation(),
             published: false,
+            tuf_changed: false,
         }
     }
 
@@ -378,12 +398,33 @@ impl State {
         }
 
         let mut references_changed = config_changed;
-        if self.trust_roots.take_changed() {
-            let (compiled, removed) = self.trust_root_cache.update(self.trust_roots.objects());
+        let remote = &source.load.remote_trust;
+        let trust_roots_changed = self.trust_roots.take_changed();
+        let tuf_changed = std::mem::take(&mut self.tuf_changed);
+        if trust_roots_changed || tuf_changed {
+            let (mut compiled, removed) = if trust_roots_changed {
+                self.trust_root_cache
+                    .update(self.trust_roots.objects(), remote)
+            } else {
+                (Vec::new(), false)
+            };
+            if tuf_changed {
+                for name in self.trust_root_cache.refresh_remote(remote) {
+                    if !compiled.contains(&name) {
+                        compiled.push(name);
+                    }
+                }
+            }
+            if let RemoteTrust::Fetch(tuf) = remote {
+                tuf.retain(&self.trust_root_cache.remote_repositories());
+            }
             for name in &compiled {
                 if let Some(outcome) = self.trust_root_cache.get(name) {
                     match &outcome.result {
                         Ok(_) => info!(name = %name, "TrustRoot loaded"),
+                        Err(error @ TrustRootError::Pending(_)) => {
+                            info!(name = %name, %error, "TrustRoot waits for its TUF repository; policies naming it deny their images until it arrives");
+                        }
                         Err(error) => {
                             source
                                 .metrics

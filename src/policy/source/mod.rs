@@ -6,7 +6,7 @@
 pub mod file;
 pub mod kube;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -15,12 +15,14 @@ use std::sync::Arc;
 
 use super::compiled::{self, CompileContext, Compiled};
 use super::crd::{CIP_VERSIONS, ClusterImagePolicySpec, GROUP, TrustRootSpec};
+use super::glob::Glob;
 use super::index::{PolicyEntry, PolicySnapshot, Settings};
 use super::trust_roots::{Secrets, TrustRoots};
 use super::validate::{self, ValidationOptions};
-use crate::field_error::{FieldErrors, Level};
+use crate::field_error::{FieldError, FieldErrors, Level};
 use crate::registry::{DocumentCredentials, Keychain};
 use crate::verify::trust::{TrustError, TrustMaterial};
+use crate::verify::tuf::{self, RemoteRepository, TufRoots};
 
 /// How documents become a snapshot.
 #[derive(Clone, Debug)]
@@ -30,6 +32,51 @@ pub struct LoadOptions {
     /// Trust material for authorities without `trustRootRef`: the embedded public-good root or
     /// `--trust-root`.
     pub default_trust: Arc<TrustMaterial>,
+    /// Where `remote` TrustRoots (TUF mirrors) get their material.
+    pub remote_trust: RemoteTrust,
+}
+
+/// How TrustRoots backed by a TUF mirror (`remote`) get their material. `repository`
+/// TrustRoots (air-gapped TUF) need no network and are verified wherever they are compiled.
+#[derive(Clone, Debug, Default)]
+pub enum RemoteTrust {
+    /// Never fetched (`verity validate`, the TrustRoot admission check): a `remote` TrustRoot is
+    /// validated only, and policies naming it load as broken.
+    #[default]
+    Unfetched,
+    /// Whatever the fetcher has, without starting a fetch (the policy admission endpoint).
+    Lookup(TufRoots),
+    /// Fetched in the background, starting when first compiled (the policy sources of `serve`).
+    Fetch(TufRoots),
+}
+
+impl RemoteTrust {
+    /// The fetcher, if there is one.
+    pub fn fetcher(&self) -> Option<&TufRoots> {
+        match self {
+            RemoteTrust::Unfetched => None,
+            RemoteTrust::Lookup(tuf) | RemoteTrust::Fetch(tuf) => Some(tuf),
+        }
+    }
+
+    /// The same fetcher, consulted without starting fetches.
+    pub fn lookup_only(&self) -> RemoteTrust {
+        match self.fetcher() {
+            Some(tuf) => RemoteTrust::Lookup(tuf.clone()),
+            None => RemoteTrust::Unfetched,
+        }
+    }
+
+    fn material(&self, repository: &RemoteRepository) -> Result<TrustMaterial, String> {
+        match self {
+            RemoteTrust::Unfetched => Err(format!(
+                "the TUF repository at {} is not fetched here; verity serve fetches it in the background, and until it arrives the policies naming this TrustRoot deny their images",
+                repository.mirror
+            )),
+            RemoteTrust::Lookup(tuf) => tuf.lookup(repository),
+            RemoteTrust::Fetch(tuf) => tuf.follow(repository),
+        }
+    }
 }
 
 impl LoadOptions {
@@ -39,6 +86,7 @@ impl LoadOptions {
             settings,
             validation: ValidationOptions::default(),
             default_trust: Arc::new(TrustMaterial::production()?),
+            remote_trust: RemoteTrust::Unfetched,
         })
     }
 }
@@ -80,7 +128,9 @@ pub fn pull_credentials(documents: &Documents) -> Result<DocumentCredentials, Lo
     }
 }
 
-/// The trust material a TrustRoot document describes.
+/// The trust material a TrustRoot document describes, for the kinds that need no network:
+/// `sigstoreKeys`, `trustedRootJSON` and `repository` (an air-gapped TUF repository, verified
+/// here). A `remote` one is fetched in the background by `serve` ([`compile_trust_root`]).
 pub fn trust_material_of(spec: &TrustRootSpec) -> Result<TrustMaterial, String> {
     if let Some(keys) = &spec.sigstore_keys {
         return TrustMaterial::from_sigstore_keys(keys).map_err(|e| e.to_string());
@@ -88,13 +138,54 @@ pub fn trust_material_of(spec: &TrustRootSpec) -> Result<TrustMaterial, String> 
     if let Some(json) = &spec.trusted_root_json {
         return TrustMaterial::from_trusted_root_json(json.as_bytes()).map_err(|e| e.to_string());
     }
-    if spec.remote.is_some() {
-        return Err("TrustRoot remote (a TUF mirror) is not supported by verity yet; use sigstoreKeys or trustedRootJSON".to_string());
+    if let Some(repository) = &spec.repository {
+        let mut defaulted = spec.clone();
+        validate::set_trust_root_defaults(&mut defaulted);
+        let (targets, target) = defaulted
+            .repository
+            .map(|r| {
+                (
+                    r.targets.unwrap_or_default(),
+                    r.trusted_root_target.unwrap_or_default(),
+                )
+            })
+            .unwrap_or_default();
+        let decode = |field: &str, text: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|e| format!("repository.{field} is not base64: {e}"))
+        };
+        let root = decode("root", &repository.root)?;
+        let archive = decode("mirrorFS", &repository.mirror_fs)?;
+        return tuf::trusted_root_from_archive(&root, &archive, &targets, &target).map_err(|e| {
+            format!("the TUF repository in repository.mirrorFS does not verify: {e}")
+        });
     }
-    if spec.repository.is_some() {
-        return Err("TrustRoot repository (an offline TUF repository) is not supported by verity yet; use sigstoreKeys or trustedRootJSON".to_string());
+    if let Some(remote) = &spec.remote {
+        return Err(format!(
+            "the TUF repository at {} is fetched from the network, by verity serve",
+            remote.mirror
+        ));
     }
     Err("TrustRoot has none of sigstoreKeys, trustedRootJSON, remote, repository".to_string())
+}
+
+/// What the fetcher needs to follow the `remote` TrustRoot `name`; `None` when the spec has no
+/// usable `remote` (no remote, or a root that is not base64).
+pub fn remote_repository(name: &str, spec: &TrustRootSpec) -> Option<RemoteRepository> {
+    let mut spec = spec.clone();
+    validate::set_trust_root_defaults(&mut spec);
+    let remote = spec.remote?;
+    let root = base64::engine::general_purpose::STANDARD
+        .decode(remote.root.trim())
+        .ok()?;
+    Some(RemoteRepository {
+        name: name.to_string(),
+        mirror: remote.mirror,
+        root,
+        targets: remote.targets.unwrap_or_default(),
+        trusted_root_target: remote.trusted_root_target.unwrap_or_default(),
+    })
 }
 
 /// Why a TrustRoot cannot be used.
@@ -103,9 +194,14 @@ pub enum TrustRootError {
     /// It breaks the reference's validation rules.
     #[error("invalid: {0}")]
     Invalid(FieldErrors),
-    /// It is valid but verity cannot use it (e.g. a TUF mirror, or material that does not parse).
+    /// It is valid but verity cannot use it (e.g. material that does not parse, or a TUF
+    /// repository that does not verify).
     #[error("{0}")]
     Unusable(String),
+    /// It is valid, and its material is fetched from a TUF mirror in the background but has not
+    /// arrived (yet): policies naming it deny until it does.
+    #[error("{0}")]
+    Pending(String),
 }
 
 impl TrustRootError {
@@ -113,19 +209,37 @@ impl TrustRootError {
         match self {
             TrustRootError::Invalid(_) => "invalid",
             TrustRootError::Unusable(_) => "unusable",
+            TrustRootError::Pending(_) => "pending",
         }
     }
 }
 
-/// Defaults, validates and parses a TrustRoot: its material and validation warnings.
+/// Defaults, validates and parses the TrustRoot `name`: its material and validation warnings.
+/// The material of a `remote` one comes from `remote`.
 pub fn compile_trust_root(
+    name: &str,
     spec: &TrustRootSpec,
+    remote: &RemoteTrust,
 ) -> Result<(TrustMaterial, FieldErrors), TrustRootError> {
     let mut spec = spec.clone();
     validate::set_trust_root_defaults(&mut spec);
     let report = validate::validate_trust_root(&spec);
     if report.has_errors() {
         return Err(TrustRootError::Invalid(report.filter(Level::Error)));
+    }
+    if spec.remote.is_some() {
+        let repository = remote_repository(name, &spec)
+            .ok_or_else(|| TrustRootError::Unusable("remote.root is not base64".to_string()))?;
+        // What the mirror is fetched with must at least be a self-signed TUF root: refused now
+        // rather than retried forever.
+        tuf::check_root(&repository.root)
+            .map_err(|e| TrustRootError::Unusable(format!("remote.root: {e}")))?;
+        tuf::check_mirror(&repository.mirror)
+            .map_err(|e| TrustRootError::Unusable(format!("remote.mirror: {e}")))?;
+        let material = remote
+            .material(&repository)
+            .map_err(TrustRootError::Pending)?;
+        return Ok((material, report));
     }
     let material = trust_material_of(&spec).map_err(TrustRootError::Unusable)?;
     Ok((material, report))
@@ -325,7 +439,7 @@ impl Documents {
     pub fn references(&self, load: &LoadOptions) -> References {
         let mut references = References::empty(load);
         for document in &self.trust_roots {
-            match compile_trust_root(&document.spec) {
+            match compile_trust_root(&document.name, &document.spec, &load.remote_trust) {
                 Ok((material, _)) => references.trust_roots.insert(&document.name, material),
                 Err(error) => references
                     .trust_roots
@@ -338,6 +452,14 @@ impl Documents {
                 .insert(&document.name, document.data.clone());
         }
         references
+    }
+
+    /// The `remote` TrustRoots of these documents, as the fetcher follows them.
+    pub fn remote_repositories(&self) -> BTreeSet<RemoteRepository> {
+        self.trust_roots
+            .iter()
+            .filter_map(|document| remote_repository(&document.name, &document.spec))
+            .collect()
     }
 }
 
@@ -386,7 +508,9 @@ fn secret_of(value: &Value) -> Result<BTreeMap<String, Vec<u8>>, String> {
 }
 
 /// Validates and compiles every document into a snapshot. All-or-nothing: any error rejects the
-/// whole set, so a half-applied change never reaches admission.
+/// whole set, so a half-applied change never reaches admission. The one exception is a `remote`
+/// TrustRoot whose TUF repository has not arrived: it is a warning, and the policies naming it
+/// (and nothing else that is wrong) load as broken, denying their images until it arrives.
 pub fn build_snapshot(
     documents: &Documents,
     load: &LoadOptions,
@@ -396,9 +520,10 @@ pub fn build_snapshot(
     let mut warnings = Vec::new();
 
     let mut references = References::empty(load);
+    let mut pending = BTreeSet::new();
     for document in &documents.trust_roots {
         let object = format!("TrustRoot {}", document.name);
-        match compile_trust_root(&document.spec) {
+        match compile_trust_root(&document.name, &document.spec, &load.remote_trust) {
             Ok((material, report)) => {
                 if !report.is_empty() {
                     warnings.push(LoadWarning {
@@ -415,6 +540,23 @@ pub fn build_snapshot(
             )),
             Err(TrustRootError::Unusable(problem)) => {
                 problems.push(format!("{}: {object}: {problem}", document.origin))
+            }
+            Err(TrustRootError::Pending(problem)) => {
+                warnings.push(LoadWarning {
+                    origin: document.origin.clone(),
+                    object,
+                    warnings: FieldError::new(
+                        "trust material not available yet",
+                        vec!["spec.remote".to_string()],
+                    )
+                    .with_details(problem.clone())
+                    .at_level(Level::Warning)
+                    .into(),
+                });
+                references
+                    .trust_roots
+                    .insert_broken(&document.name, problem);
+                pending.insert(document.name.clone());
             }
         }
     }
@@ -450,6 +592,31 @@ pub fn build_snapshot(
                 }
                 entries.push(PolicyEntry::Ready(policy));
             }
+            Err(errors) if names_only_pending(&errors, &pending) => {
+                warnings.push(LoadWarning {
+                    origin: document.origin.clone(),
+                    object,
+                    warnings: errors
+                        .iter()
+                        .map(|error| {
+                            error.clone().at_level(Level::Warning).with_details(format!(
+                                "{}; the policy denies the images it matches until it is",
+                                error.details
+                            ))
+                        })
+                        .collect(),
+                });
+                entries.push(PolicyEntry::Broken {
+                    name: document.name.clone(),
+                    globs: document
+                        .spec
+                        .images
+                        .iter()
+                        .filter_map(|image| Glob::compile(&image.glob).ok())
+                        .collect(),
+                    error: errors.to_string(),
+                });
+            }
             Err(errors) => problems.push(format!(
                 "{}: {object} is invalid: {errors}",
                 document.origin
@@ -462,6 +629,21 @@ pub fn build_snapshot(
     let snapshot = PolicySnapshot::new(entries, load.settings.clone(), generation)
         .map_err(|e| LoadError::single(format!("failed to build the glob index: {e}")))?;
     Ok((snapshot, warnings))
+}
+
+/// Whether every error is a `trustRootRef` naming a TrustRoot in `pending`.
+fn names_only_pending(errors: &FieldErrors, pending: &BTreeSet<String>) -> bool {
+    !pending.is_empty()
+        && errors.iter().all(|error| {
+            error
+                .paths
+                .iter()
+                .all(|path| path.ends_with(".trustRootRef"))
+                && error
+                    .message
+                    .strip_prefix("invalid value: ")
+                    .is_some_and(|name| pending.contains(name))
+        })
 }
 
 #[cfg(test)]

@@ -15,9 +15,12 @@ use super::assess::{
 };
 use crate::field_error::FieldErrors;
 use crate::policy::crd::{ClusterImagePolicySpec, PolicyStatus, TrustRootSpec};
-use crate::policy::source::{References, TrustRootError, compile_trust_root};
+use crate::policy::source::{
+    References, RemoteTrust, TrustRootError, compile_trust_root, remote_repository,
+};
 use crate::policy::validate::ValidationOptions;
 use crate::verify::trust::TrustMaterial;
+use crate::verify::tuf::RemoteRepository;
 
 /// The objects of one watch, by name.
 #[derive(Debug)]
@@ -278,6 +281,7 @@ impl TrustRootOutcome {
             ),
             Err(TrustRootError::Invalid(errors)) => (false, "Invalid", errors.to_string()),
             Err(error @ TrustRootError::Unusable(_)) => (false, "Unusable", error.to_string()),
+            Err(error @ TrustRootError::Pending(_)) => (false, "Fetching", error.to_string()),
         }
     }
 }
@@ -287,7 +291,8 @@ struct CachedTrustRoot {
     outcome: TrustRootOutcome,
 }
 
-/// Compiled TrustRoots by name, recompiled only when their spec changes.
+/// Compiled TrustRoots by name, recompiled when their spec changes, and `remote` ones also when
+/// the TUF fetcher has news ([`TrustRootCache::refresh_remote`]).
 #[derive(Default)]
 pub struct TrustRootCache {
     trust_roots: BTreeMap<String, CachedTrustRoot>,
@@ -299,6 +304,7 @@ impl TrustRootCache {
     pub fn update(
         &mut self,
         trust_roots: &BTreeMap<String, Watched<TrustRootSpec>>,
+        remote: &RemoteTrust,
     ) -> (Vec<String>, bool) {
         let before = self.trust_roots.len();
         self.trust_roots
@@ -314,7 +320,7 @@ impl TrustRootCache {
                 continue;
             }
             let result = match &watched.spec {
-                Ok(spec) => compile_trust_root(spec),
+                Ok(spec) => compile_trust_root(name, spec, remote),
                 Err(error) => Err(TrustRootError::Unusable(format!("malformed spec: {error}"))),
             };
             self.trust_roots.insert(
@@ -327,6 +333,34 @@ impl TrustRootCache {
             compiled.push(name.clone());
         }
         (compiled, removed)
+    }
+
+    /// Recompiles the `remote` TrustRoots against the fetcher's current state; the names whose
+    /// outcome changed (material arrived or changed, or a new fetch error).
+    pub fn refresh_remote(&mut self, remote: &RemoteTrust) -> Vec<String> {
+        let mut changed = Vec::new();
+        for (name, cached) in &mut self.trust_roots {
+            let Ok(spec) = &cached.spec else {
+                continue;
+            };
+            if spec.remote.is_none() {
+                continue;
+            }
+            let result = compile_trust_root(name, spec, remote);
+            if result != cached.outcome.result {
+                cached.outcome = TrustRootOutcome { result };
+                changed.push(name.clone());
+            }
+        }
+        changed
+    }
+
+    /// The `remote` TrustRoots in the cache, as the fetcher follows them.
+    pub fn remote_repositories(&self) -> BTreeSet<RemoteRepository> {
+        self.trust_roots
+            .iter()
+            .filter_map(|(name, cached)| remote_repository(name, cached.spec.as_ref().ok()?))
+            .collect()
     }
 
     pub fn get(&self, name: &str) -> Option<&TrustRootOutcome> {
@@ -475,10 +509,13 @@ mod tests {
                 watched("remote: {root: e30=, mirror: 'https://tuf.example'}"),
             ),
         ]);
-        let (compiled, removed) = cache.update(&set);
+        let (compiled, removed) = cache.update(&set, &RemoteTrust::Unfetched);
         assert_eq!(compiled, ["empty", "tuf"]);
         assert!(!removed);
-        assert_eq!(cache.update(&set), (Vec::new(), false));
+        assert_eq!(
+            cache.update(&set, &RemoteTrust::Unfetched),
+            (Vec::new(), false)
+        );
         let (ready, reason, message) = cache.get("empty").unwrap().condition();
         assert!(!ready);
         assert_eq!(reason, "Invalid");
@@ -490,7 +527,7 @@ mod tests {
         cache.fill(&mut references);
         assert!(references.trust_roots.broken("empty").is_some());
         assert!(references.trust_roots.broken("tuf").is_some());
-        let (compiled, removed) = cache.update(&BTreeMap::new());
+        let (compiled, removed) = cache.update(&BTreeMap::new(), &RemoteTrust::Unfetched);
         assert!(compiled.is_empty() && removed);
     }
 
