@@ -1289,3 +1289,46 @@ fn chart_crds_are_the_generated_ones() {
         "helm installs exactly what `verity crds` prints"
     );
 }
+
+#[test]
+fn trust_root_and_tuf_settings() {
+    let r = render(&[]);
+    assert!(
+        !r.env().contains_key("VERITY_TRUST_ROOT"),
+        "the embedded root by default"
+    );
+    assert_eq!(r.env_str("VERITY_TUF_REFRESH_INTERVAL"), "24h");
+    assert_eq!(r.env_str("VERITY_TUF_RETRY_MAX"), "5m");
+    assert_eq!(r.env_str("VERITY_TUF_TIMEOUT"), "10s");
+
+    let r = render(&[
+        "trustRoot.configMap=private-sigstore",
+        "trustRoot.key=root.json",
+        "trustRoot.tuf.refreshInterval=6h",
+    ]);
+    assert_eq!(
+        r.env_str("VERITY_TRUST_ROOT"),
+        "/etc/verity/trust-root/root.json"
+    );
+    assert_eq!(r.env_str("VERITY_TUF_REFRESH_INTERVAL"), "6h");
+    let pod = &r.deployment()["spec"]["template"]["spec"];
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "trust-root")
+        .unwrap();
+    assert_eq!(
+        volume["configMap"],
+        json!({"name": "private-sigstore", "items": [{"key": "root.json", "path": "root.json"}]})
+    );
+    let mount = r.container()["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "trust-root")
+        .unwrap()
+        .clone();
+    assert_eq!(mount["mountPath"], "/etc/verity/trust-root");
+    assert_eq!(mount["readOnly"], true);
+}
