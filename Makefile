@@ -6,7 +6,7 @@ VERITY := target/debug/verity
 APT_PACKAGES := docker-registry openssl apache2-utils curl jq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint deps build crds fixtures clean
+.PHONY: run test lint deps build crds fixtures clean bench bench-deps
 
 ## run: serve the webhook on https://127.0.0.1:8443 with the policies in policies/ and dev certs
 run: build certs/tls.crt
@@ -36,6 +36,23 @@ deps:
 		command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool##*:}"; \
 	done; \
 	command -v kubectl >/dev/null 2>&1 || missing="$$missing kubernetes-client"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
+
+## bench: release build, then every benchmark (benches/admission); rewrites BENCHMARKS.md.
+## Not part of `make test` or CI. Sizes: BENCH_COLD_N, BENCH_HEY_N, BENCH_FILL... (benches/admission/main.rs).
+bench: bench-deps
+	$(CARGO) build --release
+	$(CARGO) bench --bench admission
+
+## bench-deps: the registry, signer and load generators the benchmarks run (installed only when missing)
+bench-deps:
+	@missing=""; \
+	for tool in docker-registry:docker-registry openssl:openssl hey:hey wrk:wrk; do \
+		command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool##*:}"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
