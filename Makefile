@@ -41,10 +41,10 @@ deps:
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
 	fi
 
-## bench: release build, then every benchmark (benches/admission); rewrites BENCHMARKS.md.
+## bench: every benchmark (benches/admission) on an optimized build; rewrites BENCHMARKS.md.
+## `cargo bench` builds verity with the bench profile, which inherits [profile.release].
 ## Not part of `make test` or CI. Sizes: BENCH_COLD_N, BENCH_HEY_N, BENCH_FILL... (benches/admission/main.rs).
 bench: bench-deps
-	$(CARGO) build --release
 	$(CARGO) bench --bench admission
 
 ## bench-deps: the registry, signer and load generators the benchmarks run (installed only when missing)

@@ -18,7 +18,7 @@ use http::Request;
 use http_body_util::BodyExt as _;
 use serde_json::Value;
 use tower::ServiceExt as _;
-use verity::admission::Admission;
+use verity::admission::{Admission, review};
 use verity::image::{Digest, ImageRef, Repository};
 use verity::metrics::Metrics;
 use verity::policy::compiled::AuthorityKind;
@@ -30,7 +30,7 @@ use verity::verify::keyed::{self, KeyVerdict};
 use verity::verify::keyless::{self, KeylessVerdict};
 use verity::verify::{CacheSettings, Verifier, VerifierConfig};
 
-use crate::fixture::{Kind, SignedImage, review};
+use crate::fixture::{self, Kind, SignedImage};
 use crate::metric;
 use crate::stats::Samples;
 
@@ -50,6 +50,8 @@ pub struct ColdResult {
     pub verity: Samples,
     /// The same admission again right after (every cache warm).
     pub cached: Samples,
+    /// Decoding its AdmissionReview alone (part of `cached`; the null webhook does it too).
+    pub decode: Samples,
     /// Breakdown: verity's registry client resolving the tag (HEAD).
     pub resolve: Samples,
     /// Breakdown: verity's signature discovery (`.sig` manifest, blob, referrers).
@@ -109,7 +111,11 @@ impl Cold {
             .iter()
             .enumerate()
             .map(|(i, image)| {
-                Bytes::from(review(Kind::Pod, &format!("cold-{i}"), &image.reference))
+                Bytes::from(fixture::review(
+                    Kind::Pod,
+                    &format!("cold-{i}"),
+                    &image.reference,
+                ))
             })
             .collect();
         let mut result = ColdResult {
@@ -117,6 +123,7 @@ impl Cold {
             floor_verity_requests: Samples::default(),
             verity: Samples::default(),
             cached: Samples::default(),
+            decode: Samples::default(),
             resolve: Samples::default(),
             discover: Samples::default(),
             judge: Samples::default(),
@@ -150,9 +157,13 @@ impl Cold {
                         // The same admission again at once, while its tag → digest entry (30 s)
                         // is surely alive: every cache warm.
                         let again = admit(&self.router, body.clone()).await;
+                        let started = Instant::now();
+                        std::hint::black_box(review::decode(body).expect("AdmissionReview"));
+                        let decoding = started.elapsed();
                         if record {
                             result.verity.push(elapsed);
                             result.cached.push(again);
+                            result.decode.push(decoding);
                         }
                     }
                 }

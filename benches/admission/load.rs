@@ -33,6 +33,7 @@ impl Served {
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel::<(String, String)>();
+        let log_path = log.to_path_buf();
         let log = log.to_path_buf();
         // Drains the log for the life of the process so verity never blocks on a full pipe.
         std::thread::spawn(move || {
@@ -54,9 +55,10 @@ impl Served {
             Ok(addresses) => addresses,
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!(
-                    "verity serve did not report its addresses; see {}",
-                    log_hint(binary)
+                    "verity serve did not log its addresses (a `listening` line); its log:\n{}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
                 );
             }
         };
@@ -125,13 +127,6 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn log_hint(binary: &Path) -> String {
-    format!(
-        "the log of {} in the benchmark's temporary directory",
-        binary.display()
-    )
 }
 
 /// The string value of `"name":"..."` in a JSON log line, wherever it is nested.

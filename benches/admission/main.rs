@@ -9,7 +9,8 @@
 //! Runs only under `cargo bench` (which passes `--bench`); under `cargo test --all-targets` it
 //! does nothing. Knobs (environment): `BENCH_COLD_N` (300), `BENCH_WARMUP` (20),
 //! `BENCH_HEY_N` (20000), `BENCH_CONCURRENCY` (32), `BENCH_ROUNDS` (3), `BENCH_WRK_SECONDS`
-//! (5), `BENCH_FILL` (10000), `BENCH_OUTPUT` (BENCHMARKS.md in the crate root).
+//! (5), `BENCH_FILL` (10000: verity's `--cache-size`, filled to the brim), `BENCH_OUTPUT`
+//! (BENCHMARKS.md in the crate root).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -215,14 +216,27 @@ async fn run(settings: Settings) {
         host.clone(),
         "--log-format".to_string(),
         "json".to_string(),
+        "--cache-size".to_string(),
+        settings.fill.to_string(),
     ];
     let verity = Served::verity(
         Path::new(VERITY),
         &verity_args,
         &dir.path().join("verity.log"),
     );
+    // A second verity logging at `warn` (but the server's own `listening` line, which tells
+    // its addresses): the per-request `admission` span is not recorded, which shows what the
+    // default `info` level costs per cached decision.
+    let mut quiet_args = verity_args.clone();
+    quiet_args.extend(["--log-level".to_string(), QUIET_LOG_LEVEL.to_string()]);
+    let quiet = Served::verity(
+        Path::new(VERITY),
+        &quiet_args,
+        &dir.path().join("verity-quiet.log"),
+    );
     let null = Served::null_webhook(&certs.cert, &certs.key);
     wait_ready(&verity.admin).await;
+    wait_ready(&quiet.admin).await;
     let client = https_client(&ca_pem);
     let idle = (verity.memory(), null.memory());
 
@@ -231,6 +245,7 @@ async fn run(settings: Settings) {
     for (url, path) in [
         (verity.url(), &cached_body),
         (verity.url(), &static_body),
+        (quiet.url(), &static_body),
         (null.url(), &cached_body),
     ] {
         let (allowed, answer) = post_review(&client, &url, body(path.as_path())).await;
@@ -248,8 +263,10 @@ async fn run(settings: Settings) {
             verity.url(),
             static_body.clone(),
         ),
+        (QUIET_TARGET, quiet.url(), static_body.clone()),
     ];
     let before_load = scrape(&verity.admin).await;
+    let quiet_before = scrape(&quiet.admin).await;
     let mut hey_runs = Vec::new();
     for round in 0..settings.rounds {
         for (name, url, path) in &targets {
@@ -277,30 +294,19 @@ async fn run(settings: Settings) {
         }
     }
     let after_load = scrape(&verity.admin).await;
+    let quiet_after = scrape(&quiet.admin).await;
     let loaded = (verity.memory(), null.memory());
-    let verity_requests: u64 = hey_runs
-        .iter()
-        .chain(&wrk_runs)
-        .filter(|r| r.target.starts_with("verity"))
-        .map(|r| r.requests)
-        .sum();
-    let allowed = metric::delta(
-        &before_load,
-        &after_load,
-        "verity_admission_requests_total",
-        &[("decision", "allow")],
-    );
-    let answered = metric::delta(
-        &before_load,
-        &after_load,
-        "verity_admission_requests_total",
-        &[],
-    );
-    // wrk stops with requests in flight that verity still answers, so it may count a few more.
-    assert!(
-        allowed as u64 >= verity_requests && allowed == answered,
-        "verity must allow every load request: {allowed} allowed of {answered} answered, {verity_requests} sent"
-    );
+    let sent = |quiet: bool| -> u64 {
+        hey_runs
+            .iter()
+            .chain(&wrk_runs)
+            .filter(|r| r.target.starts_with("verity") && (r.target == QUIET_TARGET) == quiet)
+            .map(|r| r.requests)
+            .sum()
+    };
+    let answered = all_allowed(&before_load, &after_load, sent(false));
+    all_allowed(&quiet_before, &quiet_after, sent(true));
+    drop(quiet);
     let load_section = LoadSection {
         verity_command: verity.command.clone(),
         null_command: null.command.clone(),
@@ -322,14 +328,16 @@ async fn run(settings: Settings) {
     };
 
     // 4. Memory with a full verification cache.
-    progress!("pushing {} signed images to fill the cache", settings.fill);
+    // The verification cache holds the load test's image; these fill it to `--cache-size`.
+    let fill = settings.fill.saturating_sub(1);
+    progress!("pushing {fill} signed images to fill the cache");
     let pushing = Instant::now();
     let fill_images = push_signed_images(
         &registry,
         &signers,
         FILL_REPO,
         "f",
-        settings.fill,
+        fill,
         Signing::KeyNative,
         16,
     )
@@ -360,6 +368,7 @@ async fn run(settings: Settings) {
         loaded,
         filled,
         fill: fill_images.len(),
+        cache_size: settings.fill,
         fill_time,
         fill_verifications: metric::delta(
             &before_fill,
@@ -398,6 +407,24 @@ async fn run(settings: Settings) {
         settings.output.display(),
         started.elapsed()
     );
+}
+
+/// The log level of the second verity, and its load target.
+const QUIET_LOG_LEVEL: &str = "warn,verity::server=info";
+const QUIET_TARGET: &str = "verity, static pass policy, --log-level warn,verity::server=info";
+
+/// Checks that a verity process allowed every admission it answered between two scrapes, and
+/// answered at least the `sent` requests the load generators counted (wrk stops with requests
+/// in flight that verity still answers); returns how many it answered.
+fn all_allowed(before: &[metric::Sample], after: &[metric::Sample], sent: u64) -> f64 {
+    let family = "verity_admission_requests_total";
+    let allowed = metric::delta(before, after, family, &[("decision", "allow")]);
+    let answered = metric::delta(before, after, family, &[]);
+    assert!(
+        allowed as u64 >= sent && allowed == answered,
+        "verity must allow every load request: {allowed} allowed of {answered} answered, {sent} sent"
+    );
+    answered
 }
 
 /// Polls `/readyz` of an admin address until it answers 200.

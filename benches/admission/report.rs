@@ -115,6 +115,8 @@ pub struct MemorySection {
     /// verity after admitting `fill` distinct images.
     pub filled: Memory,
     pub fill: usize,
+    /// `--cache-size`: the load test's image plus the `fill` ones.
+    pub cache_size: usize,
     pub fill_time: Duration,
     pub fill_verifications: u64,
     pub fill_registry_requests: u64,
@@ -187,7 +189,18 @@ impl Report {
             ),
             ("kernel", m.kernel.clone()),
             ("rustc", m.rustc.clone()),
-            ("verity", format!("commit {}, release profile", m.commit)),
+            (
+                "verity",
+                format!(
+                    "commit {}, {}",
+                    m.commit,
+                    if cfg!(debug_assertions) {
+                        "DEBUG build: not numbers to quote"
+                    } else {
+                        "optimized (`cargo bench` profile, i.e. `[profile.release]`)"
+                    }
+                ),
+            ),
             (
                 "registry",
                 format!(
@@ -233,7 +246,7 @@ verity / floor = ×1.00 would mean verity adds nothing to the registry round tri
 - **Percentiles** are nearest-rank over the recorded samples (warm-up excluded). With \
 {n} samples p99 is the {rank} slowest sample: indicative, not precise. `hey` reports \
 latencies in steps of 0.1 ms, `wrk` in steps of 10 µs.\n\
-- **Load**: `verity serve` (the release binary) and the **null webhook** (the same server \
+- **Load**: `verity serve` (the optimized binary) and the **null webhook** (the same server \
 stack: `verity::server::Server` with rustls, hyper HTTP/1.1 + h2, axum, the body limit, \
 AdmissionReview decoded with verity's decoder, always `allowed: true`) run as separate \
 processes, driven over HTTPS by `hey` and `wrk` on the same machine. The ratio to the null \
@@ -320,7 +333,7 @@ since start).\n\n",
              images, after the series above):\n"
         );
         let _ = writeln!(out, "| piece | p50 | p90 | p99 |\n|---|---:|---:|---:|");
-        let pieces: [(&str, &Samples); 4] = [
+        let pieces: [(&str, &Samples); 5] = [
             (
                 "tag → digest: HEAD (verity's registry client)",
                 &result.resolve,
@@ -336,6 +349,10 @@ since start).\n\n",
             (
                 "the admission path with every cache warm (row 4 above)",
                 &result.cached,
+            ),
+            (
+                "… of which decoding the AdmissionReview (the null webhook does this too)",
+                &result.decode,
             ),
         ];
         for (name, samples) in pieces {
@@ -364,7 +381,11 @@ since start).\n\n",
              *cached key verification*: an image by tag covered by the key policy, verified once \
              before the load (tag → digest and verification answered from the caches); *static \
              pass*: an image only a `static: {{action: pass}}` policy covers (no registry, no \
-             cache); *null webhook*: the cached-verification body, always allowed.\n"
+             cache); *--log-level warn,…*: the static case on a second `verity serve` started \
+             with `--log-level warn,verity::server=info` instead of the default `info` (the \
+             server's `listening` line stays, the per-request `admission` tracing span is no \
+             longer recorded); *null webhook*: the cached-verification body, always \
+             allowed.\n"
         );
         for (tool, runs, command) in [
             (
@@ -415,9 +436,10 @@ since start).\n\n",
         let _ = writeln!(
             out,
             "Every response was 200 and, per verity's own `verity_admission_requests_total`, \
-             all {} admissions verity answered during the load were allowed. They cost {} \
-             registry requests and {} verifications (the tag → digest cache entry lives 30 s, \
-             so a long run may re-resolve the tag once per 30 s).\n",
+             all admissions both verity processes answered during the load were allowed. The \
+             {} admissions of the first cost it {} registry request(s) and {} verification(s) \
+             (the tag → digest cache entry lives 30 s, so a long run re-resolves the tag about \
+             once per 30 s).\n",
             load.admissions, load.registry_requests, load.verifications
         );
     }
@@ -507,9 +529,9 @@ since start).\n\n",
         let _ = writeln!(out, "## 5. Memory of `verity serve`\n");
         let _ = writeln!(
             out,
-            "| process | RSS after start | peak (VmHWM) after the cached load | RSS with {fill} cached results | peak with {fill} cached results |\n\
+            "| process | RSS after start | peak (VmHWM) after the cached load | RSS with {size} cached results | peak with {size} cached results |\n\
              |---|---:|---:|---:|---:|",
-            fill = m.fill
+            size = m.cache_size
         );
         let _ = writeln!(
             out,
@@ -530,10 +552,11 @@ since start).\n\n",
             out,
             "Filling: {} admissions of distinct images by tag (each a cold key verification), \
              {} at a time over HTTPS, took {} ({:.0} admissions/s), {} verifications and {} \
-             registry requests ({:.2} per admission). With `--cache-size 10000` (the default) \
-             both the verification cache and the tag → digest cache are then full. RSS grew by \
-             {} over the post-load RSS of {}: about {:.1} KiB per cached image (both cache \
-             entries, plus whatever the allocator keeps from the fill's own traffic).\n",
+             registry requests ({:.2} per admission). With the load test's image, verity \
+             (`--cache-size {}`{}) then holds {} verification results and as many \
+             tag → digest entries: both caches full, nothing evicted. RSS grew by {} over the \
+             post-load RSS of {}: about {:.1} KiB per cached image (both cache entries, plus \
+             whatever the allocator keeps from the fill's own traffic).\n",
             m.fill,
             m.concurrency,
             human(m.fill_time),
@@ -541,6 +564,13 @@ since start).\n\n",
             m.fill_verifications,
             m.fill_registry_requests,
             m.fill_registry_requests as f64 / m.fill.max(1) as f64,
+            m.cache_size,
+            if m.cache_size == 10_000 {
+                ", the default"
+            } else {
+                ""
+            },
+            m.cache_size,
             mib(grown),
             mib(m.loaded.0.rss_kib),
             grown as f64 / m.fill.max(1) as f64,
@@ -553,8 +583,9 @@ since start).\n\n",
         let _ = writeln!(
             out,
             "Everything: `make bench`, i.e. install `hey`, `wrk`, `docker-registry` and \
-             `openssl` when missing, `cargo build --release`, then `cargo bench --bench \
-             admission` (source: `benches/admission/`), which starts the registry, pushes and \
+             `openssl` when missing, then `cargo bench --bench admission` (source: \
+             `benches/admission/`; verity built with the bench profile, which inherits \
+             `[profile.release]`), which starts the registry, pushes and \
              signs the images, runs every measurement and rewrites this file. Sections 1, 2 \
              and 4 run in the benchmark process (`benches/admission/cold.rs`, `burst.rs`); \
              sections 3 and 5 use these processes and commands (temporary paths and ports of \
