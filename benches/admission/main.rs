@@ -267,9 +267,12 @@ async fn run(settings: Settings) {
     ];
     let before_load = scrape(&verity.admin).await;
     let quiet_before = scrape(&quiet.admin).await;
+    // Each round starts with another target, so none always runs first (or after another).
+    let count = targets.len();
+    let order = |round: usize| (0..count).map(move |i| (round + i) % count);
     let mut hey_runs = Vec::new();
     for round in 0..settings.rounds {
-        for (name, url, path) in &targets {
+        for (name, url, path) in order(round).map(|i| &targets[i]) {
             progress!("hey round {}/{}: {name}", round + 1, settings.rounds);
             let run = hey(name, settings.hey_n, settings.concurrency, path, url);
             assert_eq!(run.ok, run.requests, "{name}: every response must be 200");
@@ -278,9 +281,9 @@ async fn run(settings: Settings) {
     }
     let mut wrk_runs = Vec::new();
     for round in 0..settings.rounds {
-        for (name, url, path) in &targets {
+        for (index, (name, url, path)) in order(round).map(|i| (i, &targets[i])) {
             progress!("wrk round {}/{}: {name}", round + 1, settings.rounds);
-            let script = wrk_script(dir.path(), &name.replace(", ", "-").replace(' ', "-"), path);
+            let script = wrk_script(dir.path(), &format!("post-{index}"), path);
             let run = wrk(
                 name,
                 2,

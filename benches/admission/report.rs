@@ -233,7 +233,7 @@ impl Report {
 with other work, and during the load runs the load generator, verity and the registry share \
 them too, so absolute latencies and rates move between runs by tens of percent. Every ratio \
 compares two series measured in the same run, interleaved: the cold series alternate image by \
-image (in rotating order), the load targets alternate round by round.\n\
+image, the load targets round by round, both in rotating order.\n\
 - **Cold** means a digest verity has never seen: the verification cache and the tag → digest \
 cache both miss. The HTTP connection pool to the registry is warm, as in a running verity when \
 a new image is rolled out. Each cold sample is a whole AdmissionReview (a Pod with one \
