@@ -6,8 +6,7 @@ VERITY := target/debug/verity
 APT_PACKAGES := docker-registry openssl apache2-utils curl jq
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint deps helm-deps kube-local build crds fixtures e2e clean
-
+.PHONY: run test lint deps helm-deps kube-local build crds fixtures e2e clean bench bench-deps
 
 ## run: serve the webhook on https://127.0.0.1:8443 with the policies in policies/ and dev certs
 run: build certs/tls.crt
@@ -66,6 +65,22 @@ helm-deps:
 ## e2e: the chart's objects and verity on a real kube-apiserver (kube-local), driven with kubectl
 e2e: deps
 	tests/e2e/run.sh
+## bench: every benchmark (benches/admission) on an optimized build; rewrites BENCHMARKS.md.
+## `cargo bench` builds verity with the bench profile, which inherits [profile.release].
+## Not part of `make test` or CI. Sizes: BENCH_COLD_N, BENCH_HEY_N, BENCH_FILL... (benches/admission/main.rs).
+bench: bench-deps
+	$(CARGO) bench --bench admission
+
+## bench-deps: the registry, signer and load generators the benchmarks run (installed only when missing)
+bench-deps:
+	@missing=""; \
+	for tool in docker-registry:docker-registry openssl:openssl hey:hey wrk:wrk; do \
+		command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
+	fi
 
 ## crds: regenerate the chart's CRDs from the Rust types
 crds: build
