@@ -481,13 +481,10 @@ async fn a_mirror_down_at_start_never_blocks_readiness_and_its_policies_work_onc
         (served.admit(&image).await["allowed"] == true).then_some(())
     })
     .await;
+    // `2.root.json` is not required: the mirror may come up between tough's root probe (which
+    // then fails quietly) and its timestamp fetch.
     let asked = mirror.requests();
-    for path in [
-        "2.root.json",
-        "timestamp.json",
-        "1.snapshot.json",
-        "1.targets.json",
-    ] {
+    for path in ["timestamp.json", "1.snapshot.json", "1.targets.json"] {
         assert!(asked.iter().any(|p| p == path), "{path} not in {asked:?}");
     }
     assert!(served.ready().await);
