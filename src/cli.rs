@@ -174,8 +174,9 @@ struct TufArgs {
 }
 
 impl TufArgs {
-    /// The background fetcher of remote TrustRoots (on the current runtime).
-    fn fetcher(&self) -> anyhow::Result<TufRoots> {
+    /// The background fetcher of remote TrustRoots (on the current runtime), counting its
+    /// fetches in `metrics` when given.
+    fn fetcher(&self, metrics: Option<&Metrics>) -> anyhow::Result<TufRoots> {
         let mirror_ca_pem = match &self.tuf_mirror_ca {
             Some(path) => Some(
                 std::fs::read(path)
@@ -192,7 +193,11 @@ impl TufArgs {
             mirror_ca_pem,
             ..defaults
         };
-        TufRoots::new(settings).context("cannot set up the TUF client")
+        match metrics {
+            Some(metrics) => TufRoots::observed(settings, metrics),
+            None => TufRoots::new(settings),
+        }
+        .context("cannot set up the TUF client")
     }
 }
 
@@ -447,7 +452,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut load = args.policy.load_options()?;
     // remote TrustRoots are fetched in the background: never before serving, never on an
     // admission; policies naming one deny their images until it arrives.
-    load.remote_trust = RemoteTrust::Fetch(args.tuf.fetcher()?);
+    load.remote_trust = RemoteTrust::Fetch(args.tuf.fetcher(Some(&metrics))?);
     let index = Arc::new(PolicyIndex::default());
     // Files are loaded before binding (invalid files refuse to start); the cluster source
     // starts once the server is bound and turns readiness on after its first full sync.
@@ -756,7 +761,8 @@ async fn verify(args: VerifyArgs) -> ExitCode {
 /// one-shot command has nothing to wait in the background for), within `--timeout`.
 async fn verify_load(args: &VerifyArgs) -> anyhow::Result<file::Loaded> {
     let mut load = args.policy.load_options()?;
-    let tuf = args.tuf.fetcher()?;
+    let tuf = args.tuf.fetcher(None)?;
+
     load.remote_trust = RemoteTrust::Fetch(tuf.clone());
     let first = file::load(&args.policies, &load, 1).map_err(|e| anyhow::anyhow!("{e}"))?;
     if tuf.following() == 0 {

@@ -29,6 +29,11 @@ pub struct Metrics {
     pub tls_reloads: IntCounterVec,
     /// Requests refused because the concurrency limit stayed full until the deadline.
     pub overload_rejections: IntCounter,
+    /// Attempts to fetch a `remote` TrustRoot's TUF repository, by result (`updated`,
+    /// `unchanged`, or the failure reason).
+    pub tuf_fetches: IntCounterVec,
+    /// `remote` TrustRoots followed that have no usable trusted root yet (their policies deny).
+    pub tuf_trust_roots_unusable: IntGauge,
 }
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -104,7 +109,20 @@ impl Metrics {
         registry.register(Box::new(verification_duration.clone()))?;
         registry.register(Box::new(cache_requests.clone()))?;
         registry.register(Box::new(tls_reloads.clone()))?;
+        let tuf_fetches = IntCounterVec::new(
+            Opts::new(
+                "verity_tuf_fetches_total",
+                "Fetches of remote TrustRoots' TUF repositories by result (updated, unchanged or the failure reason).",
+            ),
+            &["result"],
+        )?;
+        let tuf_trust_roots_unusable = IntGauge::new(
+            "verity_tuf_trust_roots_unusable",
+            "Remote TrustRoots without a usable trusted root yet (policies naming them deny).",
+        )?;
         registry.register(Box::new(overload_rejections.clone()))?;
+        registry.register(Box::new(tuf_fetches.clone()))?;
+        registry.register(Box::new(tuf_trust_roots_unusable.clone()))?;
         Ok(Metrics {
             registry,
             admission_requests,
@@ -116,6 +134,8 @@ impl Metrics {
             cache_requests,
             tls_reloads,
             overload_rejections,
+            tuf_fetches,
+            tuf_trust_roots_unusable,
         })
     }
 

@@ -408,6 +408,18 @@ impl Served {
             .is_ok_and(|r| r.status() == 200)
     }
 
+    /// The value of one sample line (`name{labels}`) of `/metrics`, if exported.
+    async fn metric(&self, sample: &str) -> Option<f64> {
+        let text = reqwest::get(format!("{}/metrics", self.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+    }
+
     async fn admit(&self, image: &str) -> Value {
         let review = support::webhook::pod_review(&[image]);
         let response = self
@@ -474,6 +486,15 @@ async fn a_mirror_down_at_start_never_blocks_readiness_and_its_policies_work_onc
         "{message}"
     );
     assert!(mirror.requests().is_empty());
+    assert_eq!(
+        served.metric("verity_tuf_trust_roots_unusable").await,
+        Some(1.0)
+    );
+    let failures = served
+        .metric("verity_tuf_fetches_total{result=\"tuf_metadata\"}")
+        .await
+        .unwrap_or_default();
+    assert!(failures >= 1.0, "failed fetches counted: {failures}");
 
     // The mirror comes up: within the retries the policy admits the signed image.
     mirror.up().await;
@@ -488,6 +509,16 @@ async fn a_mirror_down_at_start_never_blocks_readiness_and_its_policies_work_onc
         assert!(asked.iter().any(|p| p == path), "{path} not in {asked:?}");
     }
     assert!(served.ready().await);
+    assert_eq!(
+        served.metric("verity_tuf_trust_roots_unusable").await,
+        Some(0.0)
+    );
+    assert_eq!(
+        served
+            .metric("verity_tuf_fetches_total{result=\"updated\"}")
+            .await,
+        Some(1.0)
+    );
 }
 
 #[tokio::test]
@@ -573,8 +604,10 @@ async fn a_failed_refresh_keeps_the_last_good_trust_root_and_a_new_one_replaces_
     let (first, second) = (Sigstore::new(), Sigstore::new());
     let v1 = repository(&keys, &first.trusted_root());
     let mirror = TufMirror::serving(&v1).await;
-    let tuf = TufRoots::new(fast(&mirror)).unwrap();
+    let metrics = verity::metrics::Metrics::unregistered().unwrap();
+    let tuf = TufRoots::observed(fast(&mirror), &metrics).unwrap();
     let corp = remote("corp", &v1, &mirror);
+    let fetches = |result: &str| metrics.tuf_fetches.with_label_values(&[result]).get();
     let first_material =
         TrustMaterial::from_trusted_root_json(first.trusted_root().as_bytes()).unwrap();
 
@@ -591,6 +624,8 @@ async fn a_failed_refresh_keeps_the_last_good_trust_root_and_a_new_one_replaces_
     })
     .await;
     assert_eq!(tuf.lookup(&corp).unwrap(), first_material);
+    assert_eq!(fetches("updated"), 1);
+    assert_eq!(metrics.tuf_trust_roots_unusable.get(), 0);
     let version = tuf.version();
 
     // The mirror breaks: refreshes fail (several, counted at the mirror), the material stays.
@@ -602,6 +637,19 @@ async fn a_failed_refresh_keeps_the_last_good_trust_root_and_a_new_one_replaces_
     .await;
     assert_eq!(tuf.lookup(&corp).unwrap(), first_material);
     assert_eq!(tuf.version(), version, "a failed refresh is no change");
+    let rendered = metrics.render();
+    let failed: f64 = rendered
+        .lines()
+        .filter(|line| line.starts_with("verity_tuf_fetches_total{result=\"tuf_"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(failed >= 1.0, "failed refreshes counted: {rendered}");
+
+    assert_eq!(
+        metrics.tuf_trust_roots_unusable.get(),
+        0,
+        "the last good trusted root stays usable"
+    );
 
     // The mirror publishes a new trusted root (version 2 metadata): it replaces the old one.
     let v2 = TufRepository::build(
@@ -619,6 +667,7 @@ async fn a_failed_refresh_keeps_the_last_good_trust_root_and_a_new_one_replaces_
     })
     .await;
     assert!(tuf.version() > version);
+    assert_eq!(fetches("updated"), 2);
 
     // Rolled back to version 1 (validly signed, but older than what was seen): refused, the
     // newer material stays.

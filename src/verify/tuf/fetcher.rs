@@ -25,6 +25,7 @@ use tokio::task::AbortHandle;
 use tracing::{info, warn};
 
 use super::{MirrorClient, TufError, TufLocation, load_trusted_root};
+use crate::metrics::Metrics;
 use crate::verify::trust::TrustMaterial;
 
 /// How TUF mirrors are fetched.
@@ -114,6 +115,7 @@ struct Inner {
     runtime: Handle,
     entries: Mutex<BTreeMap<RemoteRepository, Entry>>,
     changes: watch::Sender<u64>,
+    metrics: Option<Metrics>,
 }
 
 struct Entry {
@@ -146,6 +148,25 @@ impl Inner {
         self.changes.send_modify(|version| *version += 1);
     }
 
+    /// Publishes how many followed repositories have no material (after any change to the map).
+    fn count_unusable(&self, entries: &BTreeMap<RemoteRepository, Entry>) {
+        if let Some(metrics) = &self.metrics {
+            let unusable = entries
+                .values()
+                .filter(|entry| matches!(entry.state, State::Fetching { .. }))
+                .count();
+            metrics
+                .tuf_trust_roots_unusable
+                .set(i64::try_from(unusable).unwrap_or(i64::MAX));
+        }
+    }
+
+    fn count_fetch(&self, result: &str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.tuf_fetches.with_label_values(&[result]).inc();
+        }
+    }
+
     /// Records the outcome of one attempt; false when the repository is no longer followed.
     fn record(
         &self,
@@ -158,6 +179,9 @@ impl Inner {
             return false;
         };
         let (name, mirror) = (&repository.name, &repository.mirror);
+        if let Err(error) = &outcome {
+            self.count_fetch(error.reason());
+        }
         match (outcome, &entry.state) {
             (Ok(material), previous) => {
                 let fingerprint = material.fingerprint();
@@ -168,12 +192,15 @@ impl Inner {
                     } => *before != fingerprint,
                     State::Fetching { .. } => true,
                 };
+                self.count_fetch(if changed { "updated" } else { "unchanged" });
                 if changed {
-                    info!(trust_root = %name, %mirror, attempt, "TUF repository fetched; its trusted root is in use");
+                    info!(
+trust_root = %name, %mirror, attempt, "TUF repository fetched; its trusted root is in use");
                     entry.state = State::Ready {
                         material,
                         fingerprint,
                     };
+                    self.count_unusable(&entries);
                     drop(entries);
                     self.changed();
                 } else {
@@ -212,6 +239,15 @@ impl Drop for Inner {
 impl TufRoots {
     /// A fetcher whose tasks run on the current tokio runtime.
     pub fn new(settings: TufSettings) -> Result<Self, TufError> {
+        Self::build(settings, None)
+    }
+
+    /// As [`TufRoots::new`], counting fetches and unusable TrustRoots in `metrics`.
+    pub fn observed(settings: TufSettings, metrics: &Metrics) -> Result<Self, TufError> {
+        Self::build(settings, Some(metrics.clone()))
+    }
+
+    fn build(settings: TufSettings, metrics: Option<Metrics>) -> Result<Self, TufError> {
         let runtime = Handle::try_current().map_err(|e| TufError::Client {
             cause: format!("no async runtime to fetch TUF repositories on: {e}"),
         })?;
@@ -224,6 +260,7 @@ impl TufRoots {
                 runtime,
                 entries: Mutex::new(BTreeMap::new()),
                 changes: watch::channel(0).0,
+                metrics,
             }),
         })
     }
@@ -275,6 +312,7 @@ impl TufRoots {
                 _datastore: datastore,
             },
         );
+        self.inner.count_unusable(&entries);
         info!(trust_root = %repository.name, mirror = %repository.mirror, "following a TUF repository");
         result
     }
@@ -290,6 +328,7 @@ impl TufRoots {
             }
             kept
         });
+        self.inner.count_unusable(&entries);
     }
 
     /// Bumped whenever what [`TufRoots::lookup`] answers for a repository changes.
