@@ -515,45 +515,38 @@ impl State {
 
     fn status_writes(&mut self) -> Vec<StatusWrite> {
         let now = now();
+        let policies = self
+            .policies
+            .objects()
+            .iter()
+            .filter_map(|(name, watched)| {
+                let assessment = self.policy_cache.get(name)?;
+                let ready = ReadyCondition {
+                    ready: assessment.is_ready(),
+                    reason: assessment.reason.as_str(),
+                    message: assessment.message(),
+                };
+                let target = (watched.status.as_ref(), watched.generation);
+                Some((StatusKind::ClusterImagePolicy, name, target, ready))
+            });
+        let trust_roots = self
+            .trust_roots
+            .objects()
+            .iter()
+            .filter_map(|(name, watched)| {
+                let (ready, reason, message) = self.trust_root_cache.get(name)?.condition();
+                let ready = ReadyCondition {
+                    ready,
+                    reason,
+                    message,
+                };
+                let target = (watched.status.as_ref(), watched.generation);
+                Some((StatusKind::TrustRoot, name, target, ready))
+            });
         let mut writes = Vec::new();
-        for (name, watched) in self.policies.objects() {
-            let Some(assessment) = self.policy_cache.get(name) else {
-                continue;
-            };
-            let ready = ReadyCondition {
-                ready: assessment.is_ready(),
-                reason: assessment.reason.as_str(),
-                message: assessment.message(),
-            };
-            let desired = desired_status(watched.status.as_ref(), watched.generation, &ready, &now);
-            let kind = StatusKind::ClusterImagePolicy;
-            if self
-                .ledger
-                .needs_write(kind, name, watched.status.as_ref(), &desired)
-            {
-                writes.push(StatusWrite {
-                    kind,
-                    name: name.clone(),
-                    status: desired,
-                });
-            }
-        }
-        for (name, watched) in self.trust_roots.objects() {
-            let Some(outcome) = self.trust_root_cache.get(name) else {
-                continue;
-            };
-            let (ready, reason, message) = outcome.condition();
-            let ready = ReadyCondition {
-                ready,
-                reason,
-                message,
-            };
-            let desired = desired_status(watched.status.as_ref(), watched.generation, &ready, &now);
-            let kind = StatusKind::TrustRoot;
-            if self
-                .ledger
-                .needs_write(kind, name, watched.status.as_ref(), &desired)
-            {
+        for (kind, name, (current, generation), ready) in policies.chain(trust_roots) {
+            let desired = desired_status(current, generation, &ready, &now);
+            if self.ledger.needs_write(kind, name, current, &desired) {
                 writes.push(StatusWrite {
                     kind,
                     name: name.clone(),
