@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 
 use kube_local::{KubeLocal, create_namespace, install_crds};
 use support::poll_until;
+use support::served::{ServedVerity, VERITY, pod_review};
 use support::tuf::{TufContent, TufKeys, TufMirror, TufRepository};
 use verity::metrics::Metrics;
 use verity::policy::compiled::ResourceRef;
@@ -673,37 +674,10 @@ async fn remote_trust_roots_arrive_from_their_mirror(env: &mut Env) {
         .unwrap();
 }
 
-/// Kills the child process on drop.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `verity serve --kubeconfig`: ready after the sync, admission decided from the cluster's
 /// policies (a broken one denies its images), `/validate-policy` mounted; without any policy
 /// source it refuses to start.
 async fn serve_binary_in_cluster_mode(env: &Env) {
-    const VERITY: &str = env!("CARGO_BIN_EXE_verity");
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    let out = std::process::Command::new(VERITY)
-        .args(["dev-certs", "--out", certs.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-
     let neither = std::process::Command::new(VERITY)
         .args(["serve", "--tls-cert", "c", "--tls-key", "k"])
         .env_remove("VERITY_POLICIES")
@@ -718,57 +692,21 @@ async fn serve_binary_in_cluster_mode(env: &Env) {
         "{neither:?}"
     );
 
-    let (port, admin_port) = (free_port(), free_port());
-    let _child = Child(
-        std::process::Command::new(VERITY)
-            .args(["serve", "--namespace", NAMESPACE])
+    let dir = tempfile::tempdir().unwrap();
+    let served = ServedVerity::spawn(dir.path(), |command| {
+        command
+            .args(["--namespace", NAMESPACE])
             .env("VERITY_KUBECONFIG", env.cluster.kubeconfig())
-            .env("VERITY_ADDR", format!("127.0.0.1:{port}"))
-            .env("VERITY_ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
-            .env("VERITY_TLS_CERT", certs.join("tls.crt"))
-            .env("VERITY_TLS_KEY", certs.join("tls.key"))
-            .env_remove("VERITY_POLICIES")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    poll_until(WAIT, "verity serve to become ready", || async move {
-        let response = reqwest::get(format!("http://127.0.0.1:{admin_port}/readyz"))
-            .await
-            .ok()?;
-        (response.status() == 200).then_some(())
-    })
-    .await;
-    let metrics = reqwest::get(format!("http://127.0.0.1:{admin_port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+            .env_remove("VERITY_POLICIES");
+    });
+    served.wait_ready(WAIT).await;
+    let metrics = served.metrics().await;
     assert!(metrics.contains("verity_policies_loaded "), "{metrics}");
+    let post = |path: &'static str, review: Value| {
+        let served = &served;
+        async move { served.post(path, &review).await }
+    };
 
-    let ca = std::fs::read(certs.join("ca.crt")).unwrap();
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
-        .build()
-        .unwrap();
-    let pod_review = |image: &str| {
-        let mut review: Value = serde_json::from_str(include_str!("fixtures/pod.json")).unwrap();
-        review["request"]["object"]["spec"] =
-            json!({"containers": [{"name": "c", "image": image}]});
-        review
-    };
-    let post = |path: &str, body: Value| {
-        let request = client
-            .post(format!("https://localhost:{port}{path}?timeout=10s"))
-            .json(&body);
-        async move {
-            let response = request.send().await.unwrap();
-            assert_eq!(response.status(), 200);
-            response.json::<Value>().await.unwrap()["response"].clone()
-        }
-    };
     let denied = post("/validate", pod_review("ghcr.io/renamed/app:v1")).await;
     assert_eq!(
         denied["status"]["message"],

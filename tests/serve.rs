@@ -3,25 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-const VERITY: &str = env!("CARGO_BIN_EXE_verity");
+#[path = "support/served.rs"]
+mod served;
+
+use served::{ServedVerity, VERITY};
 
 fn verity(args: &[&str]) -> Output {
     Command::new(VERITY).args(args).output().unwrap()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 const DENY_HUB: &str = r#"
@@ -33,101 +27,30 @@ spec:
   authorities: [{static: {action: fail, message: first version}}]
 "#;
 
+/// `verity serve` on one policy file (`deny-hub.yaml`) with no-match-policy allow.
 struct Served {
-    child: Child,
+    verity: ServedVerity,
     dir: tempfile::TempDir,
-    webhook: String,
-    admin: String,
-    client: reqwest::Client,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Served {
     fn policy_file(&self) -> PathBuf {
         self.dir.path().join("policies/deny-hub.yaml")
     }
-
-    async fn review(&self, image: &str) -> Value {
-        let mut review: Value = serde_json::from_str(
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/pod.json"
-            ))
-            .unwrap(),
-        )
-        .unwrap();
-        review["request"]["object"]["spec"] =
-            json!({"containers": [{"name": "c", "image": image}]});
-        let response = self
-            .client
-            .post(format!("{}/validate?timeout=10s", self.webhook))
-            .json(&review)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json::<Value>().await.unwrap()["response"].clone()
-    }
-
-    async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.admin))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    }
 }
 
 async fn start() -> Served {
     let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    let out = verity(&["dev-certs", "--out", certs.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     std::fs::create_dir(dir.path().join("policies")).unwrap();
     std::fs::write(dir.path().join("policies/deny-hub.yaml"), DENY_HUB).unwrap();
-    let (port, admin_port) = (free_port(), free_port());
-    let child = Command::new(VERITY)
-        .args(["serve", "--policy-reload-interval", "100ms"])
-        .env("VERITY_ADDR", format!("127.0.0.1:{port}"))
-        .env("VERITY_ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
-        .env("VERITY_TLS_CERT", certs.join("tls.crt"))
-        .env("VERITY_TLS_KEY", certs.join("tls.key"))
-        .env("VERITY_POLICIES", dir.path().join("policies"))
-        .env("VERITY_NO_MATCH_POLICY", "allow")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let ca = std::fs::read(certs.join("ca.crt")).unwrap();
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
-        .build()
-        .unwrap();
-    let served = Served {
-        child,
-        webhook: format!("https://localhost:{port}"),
-        admin: format!("http://127.0.0.1:{admin_port}"),
-        dir,
-        client,
-    };
-    poll(Duration::from_secs(30), || async {
-        reqwest::get(format!("{}/readyz", served.admin))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    served
+    let verity = ServedVerity::spawn(dir.path(), |command| {
+        command
+            .args(["--policy-reload-interval", "100ms"])
+            .env("VERITY_POLICIES", dir.path().join("policies"))
+            .env("VERITY_NO_MATCH_POLICY", "allow");
+    });
+    verity.wait_ready(Duration::from_secs(30)).await;
+    Served { verity, dir }
 }
 
 async fn poll<F, Fut>(limit: Duration, mut check: F)
@@ -152,13 +75,13 @@ fn message(response: &Value) -> &str {
 #[tokio::test]
 async fn serves_reloads_policies_and_stops_on_sigterm() {
     let mut served = start().await;
-    let response = served.review("busybox").await;
+    let response = served.verity.admit("busybox").await;
     assert_eq!(
         message(&response),
         "validation failed: failed policy: deny-hub: spec.containers[0].image\nbusybox disallowed by static policy: first version"
     );
     assert_eq!(
-        served.review("quay.io/x/y").await["allowed"],
+        served.verity.admit("quay.io/x/y").await["allowed"],
         true,
         "no-match-policy allow from the env twin"
     );
@@ -170,7 +93,7 @@ async fn serves_reloads_policies_and_stops_on_sigterm() {
     )
     .unwrap();
     poll(Duration::from_secs(20), || async {
-        message(&served.review("busybox").await).ends_with("second version")
+        message(&served.verity.admit("busybox").await).ends_with("second version")
     })
     .await;
 
@@ -182,21 +105,16 @@ async fn serves_reloads_policies_and_stops_on_sigterm() {
     .unwrap();
     poll(Duration::from_secs(20), || async {
         served
+            .verity
             .metrics()
             .await
             .contains(r#"verity_policy_load_errors_total{source="file"} 1"#)
     })
     .await;
-    assert!(message(&served.review("busybox").await).ends_with("second version"));
-    assert_eq!(
-        reqwest::get(format!("{}/readyz", served.admin))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert!(message(&served.verity.admit("busybox").await).ends_with("second version"));
+    assert!(served.verity.ready().await);
 
-    let pid = served.child.id().to_string();
+    let pid = served.verity.process().id().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -206,7 +124,7 @@ async fn serves_reloads_policies_and_stops_on_sigterm() {
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        if let Some(status) = served.child.try_wait().unwrap() {
+        if let Some(status) = served.verity.process().try_wait().unwrap() {
             break status;
         }
         assert!(

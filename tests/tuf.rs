@@ -11,7 +11,7 @@
 
 mod support;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -21,6 +21,7 @@ use verity::verify::tuf::{RemoteRepository, TufRoots, TufSettings};
 
 use support::poll_until;
 use support::registry::TestRegistry;
+use support::served::{ServedVerity, VERITY};
 use support::signing::{
     FulcioLeaf, LeafSpec, SignatureLayer, TestCtLog, TestFulcio, TestRekor, push_legacy_signatures,
     simple_signing_payload, trusted_root_json, unix_now,
@@ -31,7 +32,6 @@ use support::tuf::{
 };
 use support::webhook::{TestWebhook, WebhookConfig, cluster_image_policy};
 
-const VERITY: &str = env!("CARGO_BIN_EXE_verity");
 /// When the test leaves are issued (notBefore): 2026-01-01T00:00:00Z.
 const ISSUED: i64 = 1_767_225_600;
 const EMAIL: &str = "dev@example.com";
@@ -333,105 +333,21 @@ fn verity_validate_verifies_a_repository_offline_and_only_validates_a_remote_one
 // remote: fetched in the background
 // ---------------------------------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `verity serve` over the policies in `dir/policies`, killed on drop.
-struct Served {
-    child: Child,
-    webhook: String,
-    admin: String,
-    client: reqwest::Client,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Served {
-    fn start(dir: &std::path::Path, registry: &str, mirror_ca: &str) -> Self {
-        let certs = dir.join("certs");
-        let out = Command::new(VERITY)
-            .args(["dev-certs", "--out", certs.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(dir.join("mirror-ca.pem"), mirror_ca).unwrap();
-        let (port, admin_port) = (free_port(), free_port());
-        let child = Command::new(VERITY)
+/// `verity serve` over the policies in `dir/policies`, retrying TUF fetches quickly.
+fn serve(dir: &std::path::Path, registry: &str, mirror_ca: &str) -> ServedVerity {
+    std::fs::write(dir.join("mirror-ca.pem"), mirror_ca).unwrap();
+    ServedVerity::spawn(dir, |command| {
+        command
             .args([
-                "serve",
                 "--policy-reload-interval",
                 "100ms",
                 "--tuf-retry-max",
                 "200ms",
             ])
-            .env("VERITY_ADDR", format!("127.0.0.1:{port}"))
-            .env("VERITY_ADMIN_ADDR", format!("127.0.0.1:{admin_port}"))
-            .env("VERITY_TLS_CERT", certs.join("tls.crt"))
-            .env("VERITY_TLS_KEY", certs.join("tls.key"))
             .env("VERITY_POLICIES", dir.join("policies"))
             .env("VERITY_INSECURE_REGISTRIES", registry)
-            .env("VERITY_TUF_MIRROR_CA", dir.join("mirror-ca.pem"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let ca = std::fs::read(certs.join("ca.crt")).unwrap();
-        let client = reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
-            .build()
-            .unwrap();
-        Served {
-            child,
-            webhook: format!("https://localhost:{port}"),
-            admin: format!("http://127.0.0.1:{admin_port}"),
-            client,
-        }
-    }
-
-    async fn ready(&self) -> bool {
-        reqwest::get(format!("{}/readyz", self.admin))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    }
-
-    /// The value of one sample line (`name{labels}`) of `/metrics`, if exported.
-    async fn metric(&self, sample: &str) -> Option<f64> {
-        let text = reqwest::get(format!("{}/metrics", self.admin))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
-    }
-
-    async fn admit(&self, image: &str) -> Value {
-        let review = support::webhook::pod_review(&[image]);
-        let response = self
-            .client
-            .post(format!("{}/validate?timeout=10s", self.webhook))
-            .json(&review)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json::<Value>().await.unwrap()["response"].clone()
-    }
+            .env("VERITY_TUF_MIRROR_CA", dir.join("mirror-ca.pem"));
+    })
 }
 
 #[tokio::test]
@@ -454,7 +370,7 @@ async fn a_mirror_down_at_start_never_blocks_readiness_and_its_policies_work_onc
         ),
     )
     .unwrap();
-    let served = Served::start(dir.path(), registry.host(), mirror.ca_pem());
+    let served = serve(dir.path(), registry.host(), mirror.ca_pem());
 
     // Ready although the mirror cannot be reached.
     poll_until(Duration::from_secs(30), "verity ready", || async {

@@ -23,6 +23,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod registry;
+pub mod served;
 pub mod signing;
 pub mod tuf;
 pub mod webhook;
